@@ -1,0 +1,112 @@
+"""The framework-free description of a workload: the one source of truth for its numbers.
+
+Every registered workload (base or variant) is one frozen `WorkloadConfig`. Targets, budgets, step
+hints, eval settings and model options live here; the runner, the JAX and PyTorch workload
+classes, `algoperf workloads`, the scoring package and the docs all read them from here.
+A variant is `dataclasses.replace(BASE, name=..., model=..., validation_target_value=...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from algoperf.spec import LossType
+
+# Metric names that are minimised; everything else a target refers to is maximised.
+MINIMIZED_METRICS = frozenset({"loss", "ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "ppl"})
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadConfig:
+    """All framework-independent facts about one workload or variant.
+
+    Attributes:
+        name: registry name, e.g. ``imagenet_resnet_silu``.
+        base_name: the base workload (``imagenet_resnet``); equal to `name` for a base workload.
+        family: package under ``workloads/`` holding the data pipeline and models.
+        dataset: dataset key used by ``algoperf datasets`` and as the default sub-directory.
+        target_metric_name: metric the targets refer to, without the split prefix.
+        validation_target_value / test_target_value: targets (strict comparison in the runner).
+        loss_type: the `LossType` of ``loss_fn``.
+        max_allowed_runtime_sec: external-tuning budget in seconds (self-tuning multiplies it).
+        eval_period_time_sec: minimum seconds of wall time between untimed evals.
+        step_hint: approximate steps the baseline takes in the budget.
+        num_train_examples / num_eval_train_examples / num_validation_examples /
+        num_test_examples: split sizes (``num_test_examples`` None means no test split).
+        eval_batch_size: global eval batch size (``eval_batch_size_overrides`` per framework).
+        train_mean / train_stddev: input normalisation constants.
+        dropout_rate: default dropout rate passed to ``model_fn`` (None: model has no dropout).
+        model: model options (activation, widths, ...) read by both framework model files.
+        benchmark: True for workloads scored in the benchmark (base workloads of a version).
+        dev_only: True for development workloads (mnist, cifar, ...), never scored.
+        version: bumped whenever anything that changes results changes; written into logs.
+        notes: free text shown by ``algoperf workloads``.
+    """
+
+    name: str
+    base_name: str
+    family: str
+    dataset: str
+    target_metric_name: str
+    validation_target_value: float
+    test_target_value: float
+    loss_type: LossType
+    max_allowed_runtime_sec: int
+    eval_period_time_sec: int
+    step_hint: int
+    num_train_examples: int
+    num_eval_train_examples: int
+    num_validation_examples: int
+    num_test_examples: int | None
+    eval_batch_size: int
+    eval_batch_size_overrides: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    train_mean: Any = None
+    train_stddev: Any = None
+    dropout_rate: float | None = None
+    model: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    benchmark: bool = False
+    dev_only: bool = False
+    version: int = 1
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        # Freeze mappings so that a config can be shared and hashed safely.
+        object.__setattr__(self, "model", MappingProxyType(dict(self.model)))
+        object.__setattr__(
+            self, "eval_batch_size_overrides", MappingProxyType(dict(self.eval_batch_size_overrides))
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version))
+
+    @property
+    def maximize(self) -> bool:
+        """True when a larger value of the target metric is better."""
+        return self.target_metric_name not in MINIMIZED_METRICS
+
+    @property
+    def is_variant(self) -> bool:
+        return self.name != self.base_name
+
+    def eval_batch_size_for(self, framework: str) -> int:
+        """The global eval batch size for one framework."""
+        return self.eval_batch_size_overrides.get(framework, self.eval_batch_size)
+
+    def budget_sec(self, self_tuning: bool = False, self_tuning_factor: float = 1.5) -> float:
+        """Training-time budget: x1 external tuning, x`self_tuning_factor` self-tuning."""
+        return self.max_allowed_runtime_sec * (self_tuning_factor if self_tuning else 1.0)
+
+    def reached(self, value: float, target: float) -> bool:
+        """Strict runner comparison of a metric value against a target."""
+        return value > target if self.maximize else value < target
+
+    def variant(self, name: str, **changes: Any) -> WorkloadConfig:
+        """A copy named `name` with `changes`; `model` changes are merged into the base options."""
+        model = dict(self.model)
+        model.update(changes.pop("model", {}))
+        return dataclasses.replace(self, name=name, model=model, **changes)

@@ -1,0 +1,1 @@
+"""Submissions: baselines and a template."""

@@ -1,0 +1,1 @@
+"""The cifar workload family."""

@@ -1,0 +1,1 @@
+"""The criteo1tb workload family."""

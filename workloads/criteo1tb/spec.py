@@ -1,0 +1,44 @@
+"""Criteo 1TB click-through-rate prediction with DLRM-small and its variants (upstream numbers)."""
+
+from algoperf.spec import LossType
+from algoperf.workload_config import WorkloadConfig
+
+CRITEO1TB = WorkloadConfig(
+    name="criteo1tb",
+    base_name="criteo1tb",
+    family="criteo1tb",
+    dataset="criteo1tb",
+    target_metric_name="loss",
+    validation_target_value=0.123735,
+    test_target_value=0.126041,
+    loss_type=LossType.SIGMOID_CROSS_ENTROPY,
+    max_allowed_runtime_sec=7703,
+    eval_period_time_sec=120,
+    step_hint=10_666,
+    num_train_examples=4_195_197_692,
+    num_eval_train_examples=83_361_792,
+    num_validation_examples=83_274_637,
+    num_test_examples=95_000_000,
+    eval_batch_size=131_072,
+    eval_batch_size_overrides={"pytorch": 8192},
+    dropout_rate=0.0,
+    model={"vocab_size": 4_194_304, "embed_dim": 128, "use_layer_norm": False,
+           "embedding_init_multiplier": None, "use_resnet": False},
+    benchmark=True,
+)
+
+VARIANTS = {
+    c.name: c
+    for c in (
+        CRITEO1TB,
+        CRITEO1TB.variant("criteo1tb_layernorm", model={"use_layer_norm": True},
+                          validation_target_value=0.123757, test_target_value=0.126152,
+                          benchmark=False),
+        CRITEO1TB.variant("criteo1tb_embed_init", model={"embedding_init_multiplier": 1.0},
+                          validation_target_value=0.129657, test_target_value=0.131967,
+                          benchmark=False),
+        CRITEO1TB.variant("criteo1tb_resnet", model={"use_resnet": True},
+                          validation_target_value=0.12415, test_target_value=0.12648,
+                          benchmark=False),
+    )
+}

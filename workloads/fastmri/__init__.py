@@ -1,0 +1,1 @@
+"""The fastmri workload family."""

@@ -1,0 +1,1 @@
+"""The finewebedu_lm workload family."""

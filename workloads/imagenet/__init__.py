@@ -1,0 +1,1 @@
+"""The imagenet workload family."""

@@ -1,0 +1,110 @@
+"""ImageNet-1k workloads: ResNet-50 and ViT-S/16 and their variants (test split: ImageNet-v2)."""
+
+from algoperf.spec import LossType
+from algoperf.workload_config import WorkloadConfig
+
+_IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+_IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+RESNET = WorkloadConfig(
+    name="imagenet_resnet",
+    base_name="imagenet_resnet",
+    family="imagenet",
+    dataset="imagenet",
+    target_metric_name="accuracy",
+    validation_target_value=1 - 0.22569,
+    test_target_value=1 - 0.3440,
+    loss_type=LossType.SOFTMAX_CROSS_ENTROPY,
+    max_allowed_runtime_sec=66_159,
+    eval_period_time_sec=510,
+    step_hint=195_999,
+    num_train_examples=1_281_167,
+    num_eval_train_examples=50_176,
+    num_validation_examples=50_000,
+    num_test_examples=10_000,
+    eval_batch_size=1024,
+    train_mean=_IMAGENET_MEAN,
+    train_stddev=_IMAGENET_STD,
+    model={"arch": "resnet50", "activation": "relu", "bn_init_scale": 0.0, "num_classes": 1000},
+    benchmark=True,
+)
+
+VIT = WorkloadConfig(
+    name="imagenet_vit",
+    base_name="imagenet_vit",
+    family="imagenet",
+    dataset="imagenet",
+    target_metric_name="accuracy",
+    validation_target_value=1 - 0.22691,
+    test_target_value=1 - 0.3481,
+    loss_type=LossType.SOFTMAX_CROSS_ENTROPY,
+    max_allowed_runtime_sec=69_768,
+    eval_period_time_sec=420,
+    step_hint=167_999,
+    num_train_examples=1_281_167,
+    num_eval_train_examples=51_200,
+    num_validation_examples=50_000,
+    num_test_examples=10_000,
+    eval_batch_size=2048,
+    train_mean=_IMAGENET_MEAN,
+    train_stddev=_IMAGENET_STD,
+    dropout_rate=0.0,
+    model={
+        "arch": "vit_s16",
+        "use_glu": False,
+        "use_post_layer_norm": False,
+        "use_map": False,
+        "num_classes": 1000,
+    },
+    benchmark=True,
+)
+
+VARIANTS = {
+    c.name: c
+    for c in (
+        RESNET,
+        RESNET.variant(
+            "imagenet_resnet_silu",
+            model={"activation": "silu"},
+            validation_target_value=0.75445,
+            test_target_value=0.6323,
+            benchmark=False,
+        ),
+        RESNET.variant(
+            "imagenet_resnet_gelu",
+            model={"activation": "gelu"},
+            validation_target_value=0.76765,
+            test_target_value=0.6519,
+            benchmark=False,
+        ),
+        RESNET.variant(
+            "imagenet_resnet_large_bn_init",
+            model={"bn_init_scale": 8.0},
+            validation_target_value=0.76526,
+            test_target_value=0.6423,
+            benchmark=False,
+        ),
+        VIT,
+        VIT.variant(
+            "imagenet_vit_glu",
+            model={"use_glu": True},
+            validation_target_value=0.75738,
+            test_target_value=0.6359,
+            benchmark=False,
+        ),
+        VIT.variant(
+            "imagenet_vit_post_ln",
+            model={"use_post_layer_norm": True},
+            validation_target_value=0.75312,
+            test_target_value=0.6286,
+            benchmark=False,
+        ),
+        VIT.variant(
+            "imagenet_vit_map",
+            model={"use_map": True},
+            validation_target_value=0.77113,
+            test_target_value=0.6523,
+            benchmark=False,
+        ),
+    )
+}

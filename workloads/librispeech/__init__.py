@@ -1,0 +1,1 @@
+"""The librispeech workload family."""

@@ -1,0 +1,69 @@
+"""LibriSpeech 960h speech recognition: Conformer and DeepSpeech and their variants (upstream numbers)."""
+
+from algoperf.spec import LossType
+from algoperf.workload_config import WorkloadConfig
+
+CONFORMER = WorkloadConfig(
+    name="librispeech_conformer",
+    base_name="librispeech_conformer",
+    family="librispeech",
+    dataset="librispeech",
+    target_metric_name="wer",
+    validation_target_value=0.085884,
+    test_target_value=0.052981,
+    loss_type=LossType.CTC_LOSS,
+    max_allowed_runtime_sec=58_015,
+    eval_period_time_sec=1440,
+    step_hint=76_000,
+    num_train_examples=263_840,
+    num_eval_train_examples=5376,
+    num_validation_examples=5348,
+    num_test_examples=2472,
+    eval_batch_size=256,
+    dropout_rate=0.1,
+    model={"arch": "conformer", "attention_temperature": 1.0, "use_post_layer_norm": True,
+           "activation": "swish"},
+    benchmark=True,
+)
+
+DEEPSPEECH = CONFORMER.variant(
+    "librispeech_deepspeech",
+    base_name="librispeech_deepspeech",
+    validation_target_value=0.119936,
+    test_target_value=0.074143,
+    max_allowed_runtime_sec=44_405,
+    step_hint=38_400,
+    model={"arch": "deepspeech", "activation": "relu", "use_residual": True,
+           "layernorm_everywhere": False, "freq_mask_count": 2, "time_mask_count": 10},
+)
+
+VARIANTS = {
+    c.name: c
+    for c in (
+        CONFORMER,
+        CONFORMER.variant("librispeech_conformer_attention_temperature",
+                          model={"attention_temperature": 1.6},
+                          validation_target_value=0.109977, test_target_value=0.068065,
+                          benchmark=False),
+        CONFORMER.variant("librispeech_conformer_layernorm",
+                          model={"use_post_layer_norm": False},
+                          validation_target_value=0.09731, test_target_value=0.05996,
+                          benchmark=False),
+        CONFORMER.variant("librispeech_conformer_gelu", model={"activation": "gelu"},
+                          validation_target_value=0.094114, test_target_value=0.056629,
+                          benchmark=False),
+        DEEPSPEECH,
+        DEEPSPEECH.variant("librispeech_deepspeech_tanh", model={"activation": "tanh"},
+                           validation_target_value=0.150883, test_target_value=0.098613,
+                           benchmark=False),
+        DEEPSPEECH.variant("librispeech_deepspeech_no_resnet", model={"use_residual": False},
+                           validation_target_value=0.131564, test_target_value=0.079297,
+                           benchmark=False),
+        DEEPSPEECH.variant("librispeech_deepspeech_norm_and_spec_aug",
+                           model={"layernorm_everywhere": True, "freq_mask_count": 4,
+                                  "time_mask_count": 15},
+                           eval_batch_size=128,
+                           validation_target_value=0.14342, test_target_value=0.090976,
+                           benchmark=False),
+    )
+}

@@ -1,0 +1,1 @@
+"""The wmt workload family."""

@@ -1,0 +1,39 @@
+"""WMT17 German-to-English translation with a Transformer and its variants (upstream numbers)."""
+
+from algoperf.spec import LossType
+from algoperf.workload_config import WorkloadConfig
+
+WMT = WorkloadConfig(
+    name="wmt",
+    base_name="wmt",
+    family="wmt",
+    dataset="wmt",
+    target_metric_name="bleu",
+    validation_target_value=30.8491,
+    test_target_value=30.7219,
+    loss_type=LossType.SOFTMAX_CROSS_ENTROPY,
+    max_allowed_runtime_sec=43_336,
+    eval_period_time_sec=840,
+    step_hint=120_000,
+    num_train_examples=5_906_184,
+    num_eval_train_examples=3072,
+    num_validation_examples=3000,
+    num_test_examples=3003,
+    eval_batch_size=128,
+    dropout_rate=0.1,
+    model={"pre_ln": True, "attention_temp": 1.0, "activation": "relu", "glu": False},
+    benchmark=True,
+)
+
+VARIANTS = {
+    c.name: c
+    for c in (
+        WMT,
+        WMT.variant("wmt_post_ln", model={"pre_ln": False},
+                    validation_target_value=30.0779, test_target_value=29.8982, benchmark=False),
+        WMT.variant("wmt_attention_temp", model={"attention_temp": 4.0},
+                    validation_target_value=29.3379, test_target_value=29.4143, benchmark=False),
+        WMT.variant("wmt_glu_tanh", model={"activation": "tanh", "glu": True},
+                    validation_target_value=29.5779, test_target_value=29.0515, benchmark=False),
+    )
+}
