@@ -1,0 +1,128 @@
+"""PyTorch back-end: device choice, DDP set-up, device sync and the max-reduced clock.
+
+One process per accelerator under `torchrun` (DDP is on iff ``LOCAL_RANK`` is set): NCCL on CUDA,
+gloo on CPU. Each rank sees its slice of the global batch. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    """Where this process runs and how many processes share the batch."""
+
+    use_ddp: bool
+    rank: int
+    world_size: int
+    device: torch.device
+    n_gpus: int
+
+
+def setup() -> DistInfo:
+    """Detect DDP from the environment (as upstream's `pytorch_setup`), without initialising it."""
+    use_ddp = "LOCAL_RANK" in os.environ
+    rank = int(os.environ["LOCAL_RANK"]) if use_ddp else 0
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if use_ddp else 1
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{rank}" if cuda else "cpu")
+    return DistInfo(use_ddp, rank, world_size, device, torch.cuda.device_count())
+
+
+def init(info: DistInfo) -> None:
+    """Process set-up before a run: cuDNN autotuning, this rank's device, the process group."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    torch.backends.cudnn.benchmark = True
+    if info.use_ddp and not dist.is_initialized():
+        if info.device.type == "cuda":
+            torch.cuda.set_device(info.device)
+        dist.init_process_group("nccl" if info.device.type == "cuda" else "gloo")
+
+
+def sync(device: torch.device | None = None) -> None:
+    """Wait for queued device work before a clock is read."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize(device)
+
+
+def max_across_ranks(value: float, device: torch.device) -> float:
+    """The maximum of `value` over DDP ranks (the slowest rank defines the clock)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor(value, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item()
+
+
+def update_batch_norm_fn(module: nn.Module, update_batch_norm: bool) -> None:
+    """Freeze (momentum 0) or restore batch-norm running statistics of one module."""
+    if not isinstance(module, nn.modules.batchnorm._BatchNorm) and not getattr(
+        module, "_is_batch_norm", False
+    ):
+        return
+    if not update_batch_norm:
+        if not hasattr(module, "momentum_backup"):
+            module.momentum_backup = module.momentum
+        if torch.is_tensor(module.momentum_backup):
+            module.momentum = torch.zeros_like(module.momentum_backup)
+        else:
+            module.momentum = 0.0
+    elif hasattr(module, "momentum_backup"):
+        module.momentum = module.momentum_backup
+
+
+class CustomDropout(nn.Module):
+    """Dropout whose rate is an argument of `forward`, so it can change every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._supports_custom_dropout = True
+
+    def forward(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        return F.dropout(x, p, training=self.training)
+
+
+class CustomDropout2d(nn.Module):
+    """Channel dropout whose rate is an argument of `forward`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._supports_custom_dropout = True
+
+    def forward(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        return F.dropout2d(x, p, training=self.training)
+
+
+class SequentialWithDropout(nn.Sequential):
+    """`nn.Sequential` that forwards the dropout rate to the layers that take one."""
+
+    def __init__(self, *args: nn.Module, **kwargs: nn.Module) -> None:
+        super().__init__(*args, **kwargs)
+        self._supports_custom_dropout = True
+
+    def forward(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        for module in self:
+            x = module(x, p) if getattr(module, "_supports_custom_dropout", False) else module(x)
+        return x
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DDP / DataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in unwrap(model).parameters() if p.requires_grad)
