@@ -126,3 +126,12 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in unwrap(model).parameters() if p.requires_grad)
+
+
+def pytorch_default_init(module: nn.Module) -> None:
+    """Upstream's default init: LeCun normal truncated at +-2 std (std corrected), zero bias."""
+    fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+    std = (1.0 / fan_in) ** 0.5 / 0.87962566103423978
+    nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+    if module.bias is not None:
+        nn.init.constant_(module.bias, 0.0)

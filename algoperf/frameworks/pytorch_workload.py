@@ -1,0 +1,130 @@
+"""The PyTorch side shared by all workloads: per-rank batches, per-example eval, classification loss."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from algoperf import param_utils, spec
+from algoperf.frameworks import pytorch as fpt
+from algoperf.workload_base import ConfiguredWorkload
+
+
+class PyTorchWorkload(ConfiguredWorkload):
+    """Each DDP rank gets its contiguous slice of the global batch; the model lives on its device."""
+
+    framework = "pytorch"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dist = fpt.setup()
+
+    @property
+    def device(self) -> torch.device:
+        return self._dist.device
+
+    def _layout_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Numpy inputs -> the model's layout (images: NHWC -> NCHW). Identity by default."""
+        if inputs.ndim == 4:
+            return inputs.transpose(0, 3, 1, 2)
+        return inputs
+
+    def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        world, rank = self._dist.world_size, self._dist.rank
+        out = {}
+        for key, value in batch.items():
+            if world > 1:
+                per_rank = value.shape[0] // world
+                value = value[rank * per_rank : (rank + 1) * per_rank]
+            if key == "inputs":
+                value = self._layout_inputs(value)
+            tensor = torch.from_numpy(np.ascontiguousarray(value))
+            out[key] = tensor.to(self.device, non_blocking=True)
+        return out
+
+    @abc.abstractmethod
+    def _per_example_metrics(
+        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
+    ) -> dict[str, torch.Tensor]:
+        """Per-example metric tensors for this rank's slice of one batch."""
+
+    def _eval_batch(
+        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
+    ) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            metrics = self._per_example_metrics(params, model_state, batch, rng)
+        out = {}
+        for key, value in metrics.items():
+            value = value.detach().float()
+            if self._dist.world_size > 1 and dist.is_initialized():
+                # Ranks hold contiguous slices, so gathering in rank order restores example order.
+                parts = [torch.empty_like(value) for _ in range(self._dist.world_size)]
+                dist.all_gather(parts, value)
+                value = torch.cat(parts)
+            out[key] = value.cpu().numpy()
+        return out
+
+    def _finish_init(self, model: torch.nn.Module) -> None:
+        """Record param shapes and types (the `spec.Workload` contract of `init_model_fn`)."""
+        self._param_shapes = param_utils.pytorch_param_shapes(model)
+        self._param_types = param_utils.pytorch_param_types(self._param_shapes)
+
+    def _wrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move to this rank's device; wrap in DDP when several processes share the batch."""
+        model.to(self.device)
+        if self._dist.use_ddp and dist.is_initialized():
+            device_ids = [self._dist.rank] if self.device.type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        return model
+
+
+class PyTorchClassificationWorkload(PyTorchWorkload):
+    """Softmax cross-entropy classification: loss with label smoothing, accuracy and loss metrics."""
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.model["num_classes"])
+
+    def loss_fn(
+        self,
+        label_batch: spec.Tensor,
+        logits_batch: spec.Tensor,
+        mask_batch: spec.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, spec.Tensor]:
+        """Softmax CE; `label_batch` holds class ids (B,) or one-hot/soft labels (B, C)."""
+        if label_batch.dim() != logits_batch.dim():
+            label_batch = label_batch.long()
+        per_example = F.cross_entropy(
+            logits_batch, label_batch, reduction="none", label_smoothing=label_smoothing
+        )
+        if mask_batch is not None:
+            per_example = per_example * mask_batch
+            n_valid = mask_batch.sum()
+        else:
+            n_valid = torch.tensor(len(per_example), device=per_example.device)
+        return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
+
+    def _per_example_metrics(
+        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
+    ) -> dict[str, torch.Tensor]:
+        logits, _ = self.model_fn(
+            params,
+            batch,
+            model_state,
+            spec.ForwardPassMode.EVAL,
+            rng,
+            update_batch_norm=False,
+            dropout_rate=0.0,
+        )
+        labels = batch["targets"]
+        if labels.dim() == logits.dim():
+            labels = labels.argmax(dim=-1)
+        loss = self.loss_fn(labels, logits)["per_example"]
+        correct = (logits.argmax(dim=-1) == labels).float()
+        return {"accuracy": correct, "loss": loss}
