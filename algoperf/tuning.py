@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 HPARAMS_FILENAME = "hparams.json"
 
-# Halton coordinates per dimension; the Halton sequence itself lives in `algoperf.halton`.
+# The values of `Dimension.scaling`; "discrete" marks a feasible_points set.
 LOG, LINEAR, DISCRETE = "log", "linear", "discrete"
 _CONTINUOUS_KEYS = ("min", "max", "scaling")
 _DISCRETE_KEYS = ("feasible_points",)
