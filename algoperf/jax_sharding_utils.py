@@ -34,4 +34,6 @@ def replicate(x: Any) -> Any:
 def display_shard_info(x: jax.Array) -> None:
     """Print where each shard of `x` lives."""
     for shard in x.addressable_shards:
-        print(f"shard.device: {shard.device}, index: {shard.index}, replica_id: {shard.replica_id}.")
+        print(
+            f"shard.device: {shard.device}, index: {shard.index}, replica_id: {shard.replica_id}."
+        )

@@ -202,9 +202,7 @@ class Workload(metaclass=abc.ABCMeta):
     def param_shapes(self) -> ParameterShapeTree:
         """Parameter shapes as `ShapeTuple` leaves; available after `init_model_fn`."""
         if self._param_shapes is None:
-            raise ValueError(
-                "workload.init_model_fn() must be called before workload.param_shapes"
-            )
+            raise ValueError("workload.init_model_fn() must be called before workload.param_shapes")
         return self._param_shapes
 
     @property

@@ -136,6 +136,10 @@ class ConfiguredWorkload(spec.Workload):
     ) -> dict[str, np.ndarray]:
         """Per-example float arrays (e.g. 'loss', 'accuracy') for one device batch, on the host."""
 
+    def check_data(self, data_dir: str) -> None:
+        """Fail early (before any log is written) if the training data cannot be read."""
+        next(iter(self._numpy_batches("train", data_dir, 1, seed=0)))
+
     def _finalize_metrics(self, sums: dict[str, float], num_examples: int) -> dict[str, float]:
         """Turn per-split sums into the reported metrics (default: means over examples)."""
         return {k: v / num_examples for k, v in sums.items()}
@@ -184,7 +188,9 @@ class ConfiguredWorkload(spec.Workload):
     ) -> Iterator[dict[str, Any]]:
         del cache, repeat_final_dataset
         seed = seed_from_rng(data_rng)
-        batches = self._numpy_batches(split, data_dir, global_batch_size, seed, start_step=start_step)
+        batches = self._numpy_batches(
+            split, data_dir, global_batch_size, seed, start_step=start_step
+        )
         for i, batch in enumerate(batches):
             if num_batches is not None and i >= num_batches:
                 return

@@ -16,7 +16,9 @@ from typing import Any
 from algoperf.spec import LossType
 
 # Metric names that are minimised; everything else a target refers to is maximised.
-MINIMIZED_METRICS = frozenset({"loss", "ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "ppl"})
+MINIMIZED_METRICS = frozenset(
+    {"loss", "ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "ppl"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +80,9 @@ class WorkloadConfig:
         # Freeze mappings so that a config can be shared and hashed safely.
         object.__setattr__(self, "model", MappingProxyType(dict(self.model)))
         object.__setattr__(
-            self, "eval_batch_size_overrides", MappingProxyType(dict(self.eval_batch_size_overrides))
+            self,
+            "eval_batch_size_overrides",
+            MappingProxyType(dict(self.eval_batch_size_overrides)),
         )
 
     def __hash__(self) -> int:

@@ -70,7 +70,11 @@ class JaxClassificationWorkload(JaxWorkload):
             n_valid = mask_batch.sum()
         else:
             n_valid = per_example.shape[0]
-        return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
+        return {
+            "summed": per_example.sum(),
+            "n_valid_examples": n_valid,
+            "per_example": per_example,
+        }
 
     def _per_example_metrics(
         self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any

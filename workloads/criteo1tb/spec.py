@@ -22,8 +22,13 @@ CRITEO1TB = WorkloadConfig(
     eval_batch_size=131_072,
     eval_batch_size_overrides={"pytorch": 8192},
     dropout_rate=0.0,
-    model={"vocab_size": 4_194_304, "embed_dim": 128, "use_layer_norm": False,
-           "embedding_init_multiplier": None, "use_resnet": False},
+    model={
+        "vocab_size": 4_194_304,
+        "embed_dim": 128,
+        "use_layer_norm": False,
+        "embedding_init_multiplier": None,
+        "use_resnet": False,
+    },
     benchmark=True,
 )
 
@@ -31,14 +36,26 @@ VARIANTS = {
     c.name: c
     for c in (
         CRITEO1TB,
-        CRITEO1TB.variant("criteo1tb_layernorm", model={"use_layer_norm": True},
-                          validation_target_value=0.123757, test_target_value=0.126152,
-                          benchmark=False),
-        CRITEO1TB.variant("criteo1tb_embed_init", model={"embedding_init_multiplier": 1.0},
-                          validation_target_value=0.129657, test_target_value=0.131967,
-                          benchmark=False),
-        CRITEO1TB.variant("criteo1tb_resnet", model={"use_resnet": True},
-                          validation_target_value=0.12415, test_target_value=0.12648,
-                          benchmark=False),
+        CRITEO1TB.variant(
+            "criteo1tb_layernorm",
+            model={"use_layer_norm": True},
+            validation_target_value=0.123757,
+            test_target_value=0.126152,
+            benchmark=False,
+        ),
+        CRITEO1TB.variant(
+            "criteo1tb_embed_init",
+            model={"embedding_init_multiplier": 1.0},
+            validation_target_value=0.129657,
+            test_target_value=0.131967,
+            benchmark=False,
+        ),
+        CRITEO1TB.variant(
+            "criteo1tb_resnet",
+            model={"use_resnet": True},
+            validation_target_value=0.12415,
+            test_target_value=0.12648,
+            benchmark=False,
+        ),
     )
 }

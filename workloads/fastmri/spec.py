@@ -21,8 +21,12 @@ FASTMRI = WorkloadConfig(
     num_test_examples=3581,
     eval_batch_size=256,
     dropout_rate=0.0,
-    model={"num_channels": 32, "num_pool_layers": 4, "activation": "leaky_relu",
-           "use_layer_norm": False},
+    model={
+        "num_channels": 32,
+        "num_pool_layers": 4,
+        "activation": "leaky_relu",
+        "use_layer_norm": False,
+    },
     benchmark=True,
 )
 
@@ -30,14 +34,26 @@ VARIANTS = {
     c.name: c
     for c in (
         FASTMRI,
-        FASTMRI.variant("fastmri_model_size", model={"num_channels": 64, "num_pool_layers": 3},
-                        validation_target_value=0.723559, test_target_value=0.740726,
-                        benchmark=False),
-        FASTMRI.variant("fastmri_tanh", model={"activation": "tanh"},
-                        validation_target_value=0.717840, test_target_value=0.734505,
-                        benchmark=False),
-        FASTMRI.variant("fastmri_layernorm", model={"use_layer_norm": True},
-                        validation_target_value=0.723284, test_target_value=0.739996,
-                        benchmark=False),
+        FASTMRI.variant(
+            "fastmri_model_size",
+            model={"num_channels": 64, "num_pool_layers": 3},
+            validation_target_value=0.723559,
+            test_target_value=0.740726,
+            benchmark=False,
+        ),
+        FASTMRI.variant(
+            "fastmri_tanh",
+            model={"activation": "tanh"},
+            validation_target_value=0.717840,
+            test_target_value=0.734505,
+            benchmark=False,
+        ),
+        FASTMRI.variant(
+            "fastmri_layernorm",
+            model={"use_layer_norm": True},
+            validation_target_value=0.723284,
+            test_target_value=0.739996,
+            benchmark=False,
+        ),
     )
 }

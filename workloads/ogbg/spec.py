@@ -21,7 +21,12 @@ OGBG = WorkloadConfig(
     num_test_examples=43_793,
     eval_batch_size=32_768,
     dropout_rate=0.1,
-    model={"activation": "relu", "latent_dim": 256, "hidden_dims": (256,), "num_message_passing_steps": 5},
+    model={
+        "activation": "relu",
+        "latent_dim": 256,
+        "hidden_dims": (256,),
+        "num_message_passing_steps": 5,
+    },
     benchmark=True,
 )
 
@@ -29,12 +34,26 @@ VARIANTS = {
     c.name: c
     for c in (
         OGBG,
-        OGBG.variant("ogbg_gelu", model={"activation": "gelu"},
-                     validation_target_value=0.27771, test_target_value=0.262926, benchmark=False),
-        OGBG.variant("ogbg_silu", model={"activation": "silu"},
-                     validation_target_value=0.282178, test_target_value=0.272144, benchmark=False),
-        OGBG.variant("ogbg_model_size",
-                     model={"latent_dim": 128, "hidden_dims": (256, 256), "num_message_passing_steps": 3},
-                     validation_target_value=0.269446, test_target_value=0.253051, benchmark=False),
+        OGBG.variant(
+            "ogbg_gelu",
+            model={"activation": "gelu"},
+            validation_target_value=0.27771,
+            test_target_value=0.262926,
+            benchmark=False,
+        ),
+        OGBG.variant(
+            "ogbg_silu",
+            model={"activation": "silu"},
+            validation_target_value=0.282178,
+            test_target_value=0.272144,
+            benchmark=False,
+        ),
+        OGBG.variant(
+            "ogbg_model_size",
+            model={"latent_dim": 128, "hidden_dims": (256, 256), "num_message_passing_steps": 3},
+            validation_target_value=0.269446,
+            test_target_value=0.253051,
+            benchmark=False,
+        ),
     )
 }

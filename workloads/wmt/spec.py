@@ -29,11 +29,26 @@ VARIANTS = {
     c.name: c
     for c in (
         WMT,
-        WMT.variant("wmt_post_ln", model={"pre_ln": False},
-                    validation_target_value=30.0779, test_target_value=29.8982, benchmark=False),
-        WMT.variant("wmt_attention_temp", model={"attention_temp": 4.0},
-                    validation_target_value=29.3379, test_target_value=29.4143, benchmark=False),
-        WMT.variant("wmt_glu_tanh", model={"activation": "tanh", "glu": True},
-                    validation_target_value=29.5779, test_target_value=29.0515, benchmark=False),
+        WMT.variant(
+            "wmt_post_ln",
+            model={"pre_ln": False},
+            validation_target_value=30.0779,
+            test_target_value=29.8982,
+            benchmark=False,
+        ),
+        WMT.variant(
+            "wmt_attention_temp",
+            model={"attention_temp": 4.0},
+            validation_target_value=29.3379,
+            test_target_value=29.4143,
+            benchmark=False,
+        ),
+        WMT.variant(
+            "wmt_glu_tanh",
+            model={"activation": "tanh", "glu": True},
+            validation_target_value=29.5779,
+            test_target_value=29.0515,
+            benchmark=False,
+        ),
     )
 }

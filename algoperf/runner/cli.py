@@ -1,0 +1,155 @@
+"""`algoperf run`: upstream `submission_runner.py` flags -> a frozen `RunConfig` -> `trial.run`.
+
+Flag names and spellings match upstream (``--flag=value``, ``--flag value``, ``--noflag`` for
+booleans), so existing command lines and scripts work unchanged. Flags are parsed into a private
+`FlagValues` (no global flag state), and nothing below this module reads flags.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from absl import flags
+
+from algoperf.runner.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+def define_flags() -> flags.FlagValues:
+    """A fresh set of upstream's runner flags (plus ours, marked)."""
+    fv = flags.FlagValues()
+    s, b, i, e = flags.DEFINE_string, flags.DEFINE_boolean, flags.DEFINE_integer, flags.DEFINE_enum
+    s("submission_path", None, "Path to the submission .py file.", flag_values=fv)
+    s("workload", None, "Workload name (see `algoperf workloads`).", flag_values=fv)
+    e("tuning_ruleset", "external", ["external", "self"], "Tuning ruleset.", flag_values=fv)
+    s("tuning_search_space", None, "tuning_search_space.json (external ruleset).", flag_values=fv)
+    i("num_tuning_trials", 1, "Number of hyperparameter points to generate.", flag_values=fv)
+    s("data_dir", "~/data", "Dataset directory.", flag_values=fv)
+    s("imagenet_v2_data_dir", None, "ImageNet-v2 directory (ImageNet test split).", flag_values=fv)
+    s("librispeech_tokenizer_vocab_path", "", "LibriSpeech SentencePiece vocab.", flag_values=fv)
+    e("framework", None, ["jax", "pytorch"], "Framework.", flag_values=fv)
+    s(
+        "torch_compile",
+        "auto",
+        "PyTorch: torch.compile the model (true/false/auto; auto = on CUDA only).",
+        flag_values=fv,
+    )
+    s("experiment_dir", None, "Root directory of experiments.", flag_values=fv)
+    s("experiment_name", None, "Experiment sub-directory name.", flag_values=fv)
+    b("save_checkpoints", False, "Save checkpoints (not supported yet).", flag_values=fv)
+    b("save_intermediate_checkpoints", True, "Keep every checkpoint.", flag_values=fv)
+    b(
+        "resume_last_run",
+        False,
+        "Resume from the last checkpoint (not supported yet).",
+        flag_values=fv,
+    )
+    b("append_timestamp", False, "Append a timestamp to experiment_name.", flag_values=fv)
+    b("use_wandb", False, "Weights & Biases logging (not supported).", flag_values=fv)
+    b("profile", False, "Profile the run.", flag_values=fv)
+    i("max_global_steps", None, "Stop after this many steps.", flag_values=fv)
+    b("overwrite", False, "Replace existing results of the trials this run writes.", flag_values=fv)
+    i("hparam_start_index", None, "First hyperparameter index to run (0-based).", flag_values=fv)
+    i("hparam_end_index", None, "One past the last hyperparameter index to run.", flag_values=fv)
+    i("rng_seed", None, "Seed (0 or unset: drawn at random, as upstream).", flag_values=fv)
+    b("set_pytorch_max_split_size", False, "Set the CUDA allocator max split size.", flag_values=fv)
+    i(
+        "pytorch_eval_num_workers",
+        0,
+        "Eval loader workers (results do not depend on it).",
+        flag_values=fv,
+    )
+    b("capture_jax_trace", False, "Capture a JAX profiler trace.", flag_values=fv)
+    b("skip_evals", False, "Skip evaluations (budget still checked).", flag_values=fv)
+    s("log_level", "info", "Logging level (ours): debug, info, warning.", flag_values=fv)
+    return fv
+
+
+def _parse_bool_or_auto(value: str) -> bool | None:
+    v = str(value).strip().lower()
+    if v in ("auto", ""):
+        return None
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise ValueError(f"--torch_compile must be true, false or auto, got {value!r}")
+
+
+def config_from_argv(argv: Sequence[str]) -> RunConfig:
+    """Parse runner flags (without the program name) into a `RunConfig`."""
+    fv = define_flags()
+    try:
+        rest = fv(["algoperf run", *argv])
+    except flags.Error as e:
+        raise ValueError(str(e).splitlines()[0]) from e
+    if len(rest) > 1:
+        raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
+    for required in (
+        "submission_path",
+        "workload",
+        "framework",
+        "experiment_dir",
+        "experiment_name",
+    ):
+        if fv[required].value is None:
+            raise ValueError(f"--{required} is required")
+    name = fv.experiment_name
+    if fv.append_timestamp:
+        import datetime
+
+        name += datetime.datetime.now().strftime("-%Y-%m-%d-%H-%M-%S")
+    values = fv.flag_values_dict()
+    return RunConfig(
+        framework=fv.framework,
+        workload=fv.workload,
+        submission_path=fv.submission_path,
+        experiment_dir=fv.experiment_dir,
+        experiment_name=name,
+        tuning_ruleset=fv.tuning_ruleset,
+        tuning_search_space=fv.tuning_search_space,
+        num_tuning_trials=fv.num_tuning_trials,
+        data_dir=fv.data_dir,
+        imagenet_v2_data_dir=fv.imagenet_v2_data_dir,
+        rng_seed=fv.rng_seed,
+        max_global_steps=fv.max_global_steps,
+        overwrite=fv.overwrite,
+        hparam_start_index=fv.hparam_start_index,
+        hparam_end_index=fv.hparam_end_index,
+        torch_compile=_parse_bool_or_auto(fv.torch_compile),
+        save_checkpoints=fv.save_checkpoints,
+        resume_last_run=fv.resume_last_run,
+        append_timestamp=fv.append_timestamp,
+        skip_evals=fv.skip_evals,
+        flags=values,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `algoperf run`; returns the process exit code."""
+    from algoperf.runner import trial
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    level = "info"
+    for a in argv:
+        if a.startswith("--log_level="):
+            level = a.split("=", 1)[1]
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = config_from_argv(argv)
+    summaries = trial.run(config)
+    for s in summaries:
+        ttt = "not reached" if s.time_to_target is None else f"{s.time_to_target:.2f}s"
+        print(
+            f"{config.workload}_{config.framework} trial {s.trial_index}: time to target {ttt}, "
+            f"score {s.score:.2f}s, {s.global_step} steps, {s.num_evals} evals, "
+            f"stopped: {s.stop_reason}, eval share {100 * s.eval_share_of_wall_time:.1f}%"
+        )
+        print(f"  logs: {s.trial_dir}")
+    return 0

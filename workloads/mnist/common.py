@@ -1,0 +1,31 @@
+"""What the JAX and PyTorch MNIST workloads share: the numpy input pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from algoperf.data import iterators
+from workloads.mnist import data
+
+
+class MnistData:
+    """Mixin: batches of normalised (B, 28, 28, 1) float32 images and int32 labels."""
+
+    def _numpy_batches(
+        self,
+        split: str,
+        data_dir: str,
+        global_batch_size: int,
+        seed: int,
+        num_examples: int | None = None,
+        start_step: int = 0,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        arrays = data.load_split(data_dir, self.config, split)
+        if split == "train":
+            return iterators.train_batches(arrays, global_batch_size, seed, start_step=start_step)
+        return iterators.eval_batches(arrays, global_batch_size, num_examples)
+
+    def is_output_params(self, param_key: str) -> bool:
+        return param_key in self._output_param_keys

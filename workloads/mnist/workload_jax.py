@@ -1,0 +1,37 @@
+"""MNIST / Fashion-MNIST in JAX: only the model plumbing; data and numbers are shared."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from algoperf import spec
+from algoperf.frameworks.jax_workload import JaxClassificationWorkload
+from workloads.mnist.common import MnistData
+from workloads.mnist.model_jax import build_model
+
+
+class MnistWorkload(MnistData, JaxClassificationWorkload):
+    _output_param_keys = ("Dense_1",)
+
+    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
+        self._model = build_model(self.config.model)
+        params = jax.jit(self._model.init)({"params": rng}, jnp.ones((1, 28, 28, 1)))["params"]
+        self._finish_init(params)
+        return params, None
+
+    def model_fn(
+        self,
+        params: spec.ParameterContainer,
+        augmented_and_preprocessed_input_batch: dict[str, spec.Tensor],
+        model_state: spec.ModelAuxiliaryState,
+        mode: spec.ForwardPassMode,
+        rng: spec.RandomState,
+        update_batch_norm: bool,
+        dropout_rate: float = 0.0,
+    ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
+        del model_state, mode, rng, update_batch_norm, dropout_rate
+        logits = self._model.apply(
+            {"params": params}, augmented_and_preprocessed_input_batch["inputs"]
+        )
+        return logits, None

@@ -1,0 +1,41 @@
+"""MNIST / Fashion-MNIST in PyTorch: only the model plumbing; data and numbers are shared."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from algoperf import spec
+from algoperf.frameworks.pytorch_workload import PyTorchClassificationWorkload
+from workloads.mnist.common import MnistData
+from workloads.mnist.model_pytorch import build_model
+
+
+class MnistWorkload(MnistData, PyTorchClassificationWorkload):
+    _output_param_keys = ("net.layer2.weight", "net.layer2.bias")
+
+    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
+        torch.random.manual_seed(int(rng[0]))
+        model = build_model(self.config.model)
+        self._finish_init(model)
+        return self._wrap_model(model), None
+
+    def model_fn(
+        self,
+        params: spec.ParameterContainer,
+        augmented_and_preprocessed_input_batch: dict[str, spec.Tensor],
+        model_state: spec.ModelAuxiliaryState,
+        mode: spec.ForwardPassMode,
+        rng: spec.RandomState,
+        update_batch_norm: bool,
+        dropout_rate: float = 0.0,
+    ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
+        del model_state, rng, update_batch_norm, dropout_rate
+        model = params
+        train = mode == spec.ForwardPassMode.TRAIN
+        model.train(train)
+        context = contextlib.nullcontext() if train else torch.no_grad()
+        with context:
+            logits = model(augmented_and_preprocessed_input_batch["inputs"])
+        return logits, None
