@@ -1,0 +1,1 @@
+"""Baseline submissions (NAdamW, AdamW, SGD with Nesterov momentum) in JAX and PyTorch."""
