@@ -28,3 +28,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with full-size, learnable synthetic MNIST and Fashion-MNIST IDX files."""
+    from workloads.mnist.testing import write_fixture
+
+    root = tmp_path_factory.mktemp("data")
+    for dataset in ("mnist", "fashion_mnist"):
+        write_fixture(root, dataset, full_size=True)
+    return root

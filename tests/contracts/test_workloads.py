@@ -1,0 +1,103 @@
+"""Every implemented workload x framework honours the `spec.Workload` contract.
+
+Init, parameter count equal to upstream's, complete param types, synthetic-batch forward and
+loss, and eval on a tiny split. Parametrised over the registry, so a new workload is covered as
+soon as it is registered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from algoperf import registry, spec
+
+# Trainable parameter counts of upstream's models (reference workload catalogue).
+UPSTREAM_PARAM_COUNTS = {
+    "mnist": 101_770,
+    "fashion_mnist": 101_770,
+    "cifar": 11_173_962,
+    "imagenet_resnet": 25_557_032,
+    "imagenet_resnet_silu": 25_557_032,
+    "imagenet_resnet_gelu": 25_557_032,
+    "imagenet_resnet_large_bn_init": 25_557_032,
+    "imagenet_vit": 22_122_472,
+    "imagenet_vit_glu": 50_452_456,
+    "imagenet_vit_post_ln": 22_121_704,
+    "imagenet_vit_map": 23_896_552,
+}
+
+CASES = [
+    (name, fw) for name in registry.workload_names() for fw in registry.implemented_frameworks(name)
+]
+
+
+def test_every_registered_workload_has_consistent_config():
+    for name, config in registry.all_configs().items():
+        assert config.name == name
+        assert config.base_name in registry.all_configs()
+        assert config.eval_period_time_sec > 0 and config.max_allowed_runtime_sec > 0
+        assert config.num_eval_train_examples > 0 and config.num_validation_examples > 0
+
+
+@pytest.mark.parametrize(("name", "framework"), CASES)
+def test_workload_contract(name, framework):
+    from algoperf.workloads_cli import count_params
+
+    assert name in UPSTREAM_PARAM_COUNTS, f"add the upstream parameter count of {name}"
+    assert count_params(name, framework) == UPSTREAM_PARAM_COUNTS[name]
+    workload = registry.get_workload(name, framework)
+    assert isinstance(workload, spec.Workload)
+    rng = _rng(framework)
+    params, model_state = workload.init_model_fn(rng)
+    shapes, types = workload.param_shapes, workload.model_params_types
+    _assert_same_keys(shapes, types)
+    assert all(isinstance(t, spec.ParameterType) for t in _leaves(types))
+    assert any(workload.is_output_params(k) for k in _keys(types))
+
+    family = __import__(f"workloads.{workload.config.family}.data", fromlist=["synthetic_batch"])
+    batch = family.synthetic_batch(workload.config, 4, seed=0)
+    device_batch = workload._to_device(batch)
+    logits, _ = workload.model_fn(
+        params,
+        device_batch,
+        model_state,
+        spec.ForwardPassMode.TRAIN,
+        rng,
+        True,
+        workload.dropout_rate,
+    )
+    assert next(iter(logits.shape)) == 4
+    loss = workload.loss_fn(device_batch["targets"], logits)
+    assert set(loss) == {"summed", "n_valid_examples", "per_example"}
+    summed = loss["summed"]
+    assert np.isfinite(float(summed.detach() if hasattr(summed, "detach") else summed))
+    metrics = workload._eval_batch(params, model_state, device_batch, rng)
+    assert all(np.asarray(v).shape == (4,) for v in metrics.values())
+
+
+def _rng(framework):
+    if framework == "jax":
+        import jax
+
+        return jax.random.PRNGKey(0)
+    return np.array([0, 0], dtype=np.int32)
+
+
+def _leaves(tree):
+    for v in tree.values():
+        if isinstance(v, dict):
+            yield from _leaves(v)
+        else:
+            yield v
+
+
+def _keys(tree):
+    yield from tree.keys()
+
+
+def _assert_same_keys(a, b):
+    assert set(a) == set(b)
+    for k in a:
+        if isinstance(a[k], dict):
+            _assert_same_keys(a[k], b[k])

@@ -1,0 +1,188 @@
+"""`algoperf run` end to end: upstream log layout and columns in each framework; bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from algoperf.cli import main
+
+HERE = Path(__file__).parent
+SUBMISSIONS = HERE / "submissions"
+
+UPSTREAM_EVAL_COLUMNS = [
+    "accumulated_eval_time",
+    "accumulated_logging_time",
+    "accumulated_submission_time",
+    "global_step",
+    "preemption_count",
+    "score",
+    "test/accuracy",
+    "test/loss",
+    "test/num_examples",
+    "total_duration",
+    "train/accuracy",
+    "train/loss",
+    "validation/accuracy",
+    "validation/loss",
+    "validation/num_examples",
+]
+
+
+def _space(tmp_path: Path) -> Path:
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"learning_rate": {"min": 1e-3, "max": 1e-2, "scaling": "log"}}))
+    return path
+
+
+def _argv(framework, data_dir, exp, space, workload="fashion_mnist", submission=None, extra=()):
+    return [
+        "run",
+        f"--framework={framework}",
+        f"--workload={workload}",
+        f"--submission_path={submission or SUBMISSIONS / f'adam_{framework}.py'}",
+        f"--tuning_search_space={space}",
+        "--num_tuning_trials=2",
+        f"--experiment_dir={exp}",
+        "--experiment_name=e2e",
+        f"--data_dir={data_dir}",
+        "--rng_seed=3",
+        "--max_global_steps=60",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_run_writes_upstream_logs(framework, mnist_data_dir, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    assert main(_argv(framework, mnist_data_dir, exp, _space(tmp_path))) == 0
+    wdir = exp / "e2e" / f"fashion_mnist_{framework}"
+    assert sorted(p.name for p in wdir.iterdir()) == ["trial_1", "trial_2"]
+    for trial in ("trial_1", "trial_2"):
+        tdir = wdir / trial
+        with (tdir / "eval_measurements.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == UPSTREAM_EVAL_COLUMNS
+        assert rows[0]["global_step"] == "1"
+        assert rows[-1]["global_step"] == "60"
+        for row in rows:
+            assert row["score"] == row["accumulated_submission_time"]
+            assert row["preemption_count"] == "0"
+            assert row["validation/num_examples"] == "10000"
+            assert 0.0 <= float(row["validation/accuracy"]) <= 1.0
+            total = float(row["total_duration"])
+            parts = sum(
+                float(row[k])
+                for k in (
+                    "accumulated_submission_time",
+                    "accumulated_eval_time",
+                    "accumulated_logging_time",
+                )
+            )
+            assert total == pytest.approx(parts, rel=1e-9, abs=1e-6)
+        hparams = json.loads((tdir / "hparams.json").read_text())
+        assert list(hparams) == ["learning_rate"]
+        meta = json.loads((tdir / "meta_data_0.json").read_text())
+        assert meta["workload.validation_target_value"] == 0.86
+        assert meta["rng_seed"] == 3
+        flags = json.loads((tdir / "flags_0.json").read_text())
+        assert flags["framework"] == framework and flags["workload"] == "fashion_mnist"
+        record = json.loads((tdir / "run_record.json").read_text())
+        assert (
+            record["submission_sha256"] and (tdir / "submission" / f"adam_{framework}.py").exists()
+        )
+        assert record["result"]["global_step"] == 60
+        assert 0.0 < record["result"]["eval_share_of_wall_time"] < 1.0
+        assert "packages" in record["environment"]
+        with (tdir / "measurements.csv").open() as f:
+            assert list(csv.DictReader(f))[-1]["score"] != ""
+    # The two trials got different Halton points.
+    h1 = json.loads((wdir / "trial_1" / "hparams.json").read_text())
+    h2 = json.loads((wdir / "trial_2" / "hparams.json").read_text())
+    assert h1 != h2
+    assert "time to target" in capsys.readouterr().out
+
+
+def _bad(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def _no_trial_dirs(exp: Path) -> bool:
+    return not list(exp.glob("**/trial_*"))
+
+
+def test_missing_submission_function(mnist_data_dir, tmp_path, capsys):
+    sub = tmp_path / "broken.py"
+    sub.write_text((SUBMISSIONS / "adam_jax.py").read_text().replace("def data_selection", "def x"))
+    exp = tmp_path / "exp"
+    code, err = _bad(capsys, _argv("jax", mnist_data_dir, exp, _space(tmp_path), submission=sub))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "data_selection" in err and "broken.py" in err
+    assert _no_trial_dirs(exp)
+
+
+def test_malformed_search_space(mnist_data_dir, tmp_path, capsys):
+    space = tmp_path / "space.json"
+    space.write_text('{"learning_rate": {"min": 1e-3, "max": ')
+    exp = tmp_path / "exp"
+    code, err = _bad(capsys, _argv("jax", mnist_data_dir, exp, space))
+    assert code == 2 and len(err.splitlines()) == 1 and "space.json" in err
+    assert _no_trial_dirs(exp)
+
+
+def test_unknown_workload(mnist_data_dir, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    code, err = _bad(
+        capsys, _argv("jax", mnist_data_dir, exp, _space(tmp_path), workload="fashion_mnits")
+    )
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "fashion_mnits" in err and "fashion_mnist" in err  # names it and suggests the fix
+    assert not exp.exists()
+
+
+def test_missing_data_dir(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    missing = tmp_path / "nowhere"
+    code, err = _bad(capsys, _argv("pytorch", missing, exp, _space(tmp_path)))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert str(missing) in err and "algoperf datasets prepare fashion_mnist" in err
+    assert not exp.exists()
+
+
+def test_empty_data_dir(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = _bad(capsys, _argv("jax", empty, exp, _space(tmp_path)))
+    assert code == 2 and len(err.splitlines()) == 1 and "fashion_mnist" in err
+    assert not exp.exists()
+
+
+def test_existing_results_are_not_overwritten_without_flag(mnist_data_dir, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    space = _space(tmp_path)
+    extra = ("--max_global_steps=2", "--hparam_start_index=0", "--hparam_end_index=1")
+    argv = [a for a in _argv("jax", mnist_data_dir, exp, space) if "max_global" not in a]
+    assert main([*argv, *extra]) == 0
+    csv_path = exp / "e2e" / "fashion_mnist_jax" / "trial_1" / "eval_measurements.csv"
+    before = csv_path.read_text()
+    code, err = _bad(capsys, [*argv, *extra])
+    assert code == 2 and "--overwrite" in err
+    assert csv_path.read_text() == before
+
+
+def test_console_script_entry_point(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "algoperf.cli", "workloads"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "fashion_mnist" in out.stdout and "imagenet_vit_map" in out.stdout

@@ -1,0 +1,336 @@
+"""Clock and schedule invariants of the timed loop, checked exactly with a fake clock.
+
+A framework-free fake workload and submission advance a `FakeClock` by known amounts (a step
+costs `STEP` seconds, an eval `eval_cost`, a logged row `LOG`), so every accounting rule of
+`algoperf.runner.loop` can be asserted with equality, not tolerances.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+from algoperf import random_utils, spec
+from algoperf import rng as rng_lib
+from algoperf.runner.clock import FakeClock
+from algoperf.runner.loop import LoopSettings, accepts_train_state, train_once
+from algoperf.workload_config import WorkloadConfig
+
+STEP = 1.0
+LOG = 0.25
+
+
+def _config(**changes):
+    base = dict(
+        name="fake",
+        base_name="fake",
+        family="fake",
+        dataset="fake",
+        target_metric_name="accuracy",
+        validation_target_value=0.9,
+        test_target_value=0.8,
+        loss_type=spec.LossType.SOFTMAX_CROSS_ENTROPY,
+        max_allowed_runtime_sec=100,
+        eval_period_time_sec=10,
+        step_hint=100,
+        num_train_examples=10,
+        num_eval_train_examples=10,
+        num_validation_examples=10,
+        num_test_examples=10,
+        eval_batch_size=10,
+    )
+    base.update(changes)
+    return WorkloadConfig(**base)
+
+
+class FakeWorkload(spec.Workload):
+    """Accuracy grows by `rate` per step; an eval costs `eval_cost` seconds on the fake clock."""
+
+    def __init__(self, clock, config, eval_cost=2.0, rate=0.0):
+        super().__init__()
+        self.clock, self.config, self.eval_cost, self.rate = clock, config, eval_cost, rate
+        self.eval_steps = []
+
+    target_metric_name = property(lambda self: self.config.target_metric_name)
+    validation_target_value = property(lambda self: self.config.validation_target_value)
+    test_target_value = property(lambda self: self.config.test_target_value)
+    loss_type = property(lambda self: self.config.loss_type)
+    num_train_examples = property(lambda self: 10)
+    eval_batch_size = property(lambda self: 10)
+    num_eval_train_examples = property(lambda self: 10)
+    num_validation_examples = property(lambda self: 10)
+    num_test_examples = property(lambda self: 10)
+    train_mean = property(lambda self: 0.0)
+    train_stddev = property(lambda self: 1.0)
+    max_allowed_runtime_sec = property(lambda self: self.config.max_allowed_runtime_sec)
+    eval_period_time_sec = property(lambda self: self.config.eval_period_time_sec)
+    step_hint = property(lambda self: self.config.step_hint)
+
+    def has_reached_validation_target(self, r):
+        return r["validation/accuracy"] > self.validation_target_value
+
+    def has_reached_test_target(self, r):
+        return r["test/accuracy"] > self.test_target_value
+
+    def _build_input_queue(self, data_rng, split, data_dir, global_batch_size, *a, **k):
+        while True:
+            yield {
+                "inputs": np.zeros((global_batch_size, 1)),
+                "targets": np.zeros(global_batch_size),
+            }
+
+    def is_output_params(self, param_key):
+        return False
+
+    def init_model_fn(self, rng):
+        self._param_shapes = {"w": spec.ShapeTuple((1,))}
+        self._param_types = {"w": spec.ParameterType.WEIGHT}
+        return {"w": 0.0, "steps": 0}, None
+
+    def model_fn(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def loss_fn(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def _eval_model_on_split(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def eval_model(self, global_batch_size, params, model_state, rng, data_dir, v2, global_step):
+        self.clock.advance(self.eval_cost)
+        self.eval_steps.append(global_step)
+        acc = min(1.0, self.rate * params["steps"])
+        return {
+            "train/accuracy": acc,
+            "validation/accuracy": acc,
+            "validation/num_examples": 10,
+            "test/accuracy": acc,
+            "test/num_examples": 10,
+        }
+
+
+def make_submission(clock, step_cost=STEP, prep_cost=None, raise_at=None, want_train_state=False):
+    seen = {"train_state": [], "data_rngs": []}
+
+    def get_batch_size(name):
+        return 2
+
+    def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+        return {}
+
+    def data_selection(workload, input_queue, opt, params, model_state, hp, global_step, rng):
+        seen["data_rngs"].append(np.asarray(rng).tolist())
+        return next(input_queue)
+
+    def _update(params, global_step):
+        clock.advance(step_cost)
+        if raise_at is not None and global_step + 1 == raise_at:
+            raise spec.TrainingCompleteError
+        return {**params, "steps": params["steps"] + 1}
+
+    if want_train_state:
+
+        def update_params(
+            workload,
+            current_param_container,
+            current_params_types,
+            model_state,
+            hyperparameters,
+            batch,
+            loss_type,
+            optimizer_state,
+            eval_results,
+            global_step,
+            rng,
+            train_state=None,
+        ):
+            seen["train_state"].append(train_state)
+            return optimizer_state, _update(current_param_container, global_step), model_state
+    else:
+
+        def update_params(
+            workload,
+            current_param_container,
+            current_params_types,
+            model_state,
+            hyperparameters,
+            batch,
+            loss_type,
+            optimizer_state,
+            eval_results,
+            global_step,
+            rng,
+        ):
+            return optimizer_state, _update(current_param_container, global_step), model_state
+
+    module = types.SimpleNamespace(
+        get_batch_size=get_batch_size,
+        init_optimizer_state=init_optimizer_state,
+        data_selection=data_selection,
+        update_params=update_params,
+    )
+    if prep_cost is not None:
+
+        def prepare_for_eval(
+            workload,
+            current_param_container,
+            current_params_types,
+            model_state,
+            hyperparameters,
+            loss_type,
+            optimizer_state,
+            eval_results,
+            global_step,
+            rng,
+        ):
+            clock.advance(prep_cost)
+            return optimizer_state, current_param_container, model_state
+
+        module.prepare_for_eval = prepare_for_eval
+    return module, seen
+
+
+def run(clock, workload, submission, budget=100.0, max_steps=None, skip_evals=False, log_cost=LOG):
+    random_utils.set_framework("pytorch")
+    rows = []
+
+    def on_eval(row):
+        clock.advance(log_cost)
+        rows.append(dict(row))
+
+    result = train_once(
+        workload,
+        submission,
+        global_batch_size=2,
+        hyperparameters=None,
+        trial_rng=rng_lib.trial_rng(7, "pytorch", "external"),
+        settings=LoopSettings(
+            budget_sec=budget, data_dir="", max_global_steps=max_steps, skip_evals=skip_evals
+        ),
+        clock=clock,
+        on_eval=on_eval,
+    )
+    return result, rows
+
+
+def test_first_eval_after_step_one_then_every_period():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=2.0)
+    result, rows = run(clock, wl, make_submission(clock)[0], budget=50.0)
+    assert rows[0]["global_step"] == 1
+    # Eval period 10 s of wall time after the previous eval ended: 1 + 10 steps of 1 s.
+    assert [r["global_step"] for r in rows] == [1, 11, 21, 31, 41]
+    assert result.stop_reason == "budget"
+
+
+def test_parts_add_up_to_total_duration_exactly():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=3.0)
+    _, rows = run(clock, wl, make_submission(clock, prep_cost=0.5)[0], budget=60.0)
+    assert len(rows) >= 3
+    for i, r in enumerate(rows):
+        # Logging of row i happens after the row is written; rows see earlier logging only.
+        assert r["accumulated_logging_time"] == pytest.approx(LOG * i, abs=1e-12)
+        parts = r["accumulated_submission_time"] + r["accumulated_eval_time"]
+        parts += r["accumulated_logging_time"]
+        assert r["total_duration"] == pytest.approx(parts, abs=1e-9)
+        assert r["accumulated_eval_time"] == pytest.approx(3.0 * (i + 1), abs=1e-9)
+        assert r["score"] == r["accumulated_submission_time"]
+
+
+def test_no_eval_after_budget_and_strict_budget_check():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(eval_period_time_sec=5), eval_cost=1.0)
+    result, rows = run(clock, wl, make_submission(clock)[0], budget=21.0)
+    assert all(r["score"] < 21.0 for r in rows)
+    # Eligible points at steps 1, 6, 11, 16, 21 (5 s after each eval's end); at step 21 the
+    # submission time is exactly 21.0, which is not < 21.0: stop without an eval.
+    assert [r["global_step"] for r in rows] == [1, 6, 11, 16]
+    assert result.global_step == 21
+    assert result.stop_reason == "budget"
+    assert result.accumulated_submission_time == pytest.approx(21.0)
+
+
+def test_slow_eval_does_not_change_score():
+    results = {}
+    for eval_cost in (0.5, 500.0):
+        clock = FakeClock()
+        wl = FakeWorkload(clock, _config(), eval_cost=eval_cost)
+        _, rows = run(clock, wl, make_submission(clock)[0], budget=55.0)
+        results[eval_cost] = [(r["global_step"], r["score"]) for r in rows]
+    assert results[0.5] == results[500.0]
+    assert len(results[0.5]) == 6
+
+
+def test_prepare_for_eval_is_timed():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    _, rows = run(clock, wl, make_submission(clock, prep_cost=2.0)[0], budget=40.0)
+    # Step 1 (1 s) + prepare (2 s) are both submission time.
+    assert rows[0]["score"] == pytest.approx(3.0)
+    assert rows[1]["score"] == pytest.approx(3.0 + 10 * STEP + 2.0)
+
+
+def test_early_stop_needs_both_validation_and_test_targets():
+    clock = FakeClock()
+    # validation target 0.9 is reached before the test target 0.95.
+    wl = FakeWorkload(clock, _config(test_target_value=0.95), eval_cost=1.0, rate=0.01)
+    result, rows = run(clock, wl, make_submission(clock)[0], budget=1000.0)
+    accs = [r["validation/accuracy"] for r in rows]
+    first_val = next(i for i, a in enumerate(accs) if a > 0.9)
+    assert rows[-1]["validation/accuracy"] > 0.95
+    assert len(rows) - 1 > first_val  # kept training after the validation target alone
+    assert result.stop_reason == "targets_reached"
+
+
+def test_max_global_steps_and_training_complete_end_with_a_final_eval():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    result, rows = run(clock, wl, make_submission(clock)[0], max_steps=15)
+    assert result.global_step == 15 and rows[-1]["global_step"] == 15
+    assert result.stop_reason == "max_global_steps"
+
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    result, rows = run(clock, wl, make_submission(clock, raise_at=7)[0])
+    assert result.global_step == 7 and rows[-1]["global_step"] == 7
+    assert result.stop_reason == "training_complete"
+
+
+def test_train_state_passed_only_when_declared_and_read_only():
+    clock = FakeClock()
+    sub, seen = make_submission(clock, want_train_state=True)
+    assert accepts_train_state(sub.update_params)
+    run(clock, FakeWorkload(clock, _config()), sub, max_steps=3)
+    state = seen["train_state"][-1]
+    assert "accumulated_submission_time" in state
+    with pytest.raises(TypeError):
+        state["accumulated_submission_time"] = 0.0
+    plain, _ = make_submission(clock)
+    assert not accepts_train_state(plain.update_params)
+
+
+def test_skip_evals_still_checks_the_budget():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    result, rows = run(clock, wl, make_submission(clock)[0], budget=30.0, skip_evals=True)
+    assert rows == [] and wl.eval_steps == []
+    assert result.stop_reason == "budget"
+    assert result.accumulated_submission_time <= 30.0 + wl.eval_period_time_sec
+
+
+def test_step_rngs_follow_upstream_derivation():
+    clock = FakeClock()
+    sub, seen = make_submission(clock)
+    run(clock, FakeWorkload(clock, _config()), sub, max_steps=3)
+    loop_rng = rng_lib.train_rngs(rng_lib.trial_rng(7, "pytorch", "external")).loop
+    expected = [np.asarray(rng_lib.step_rngs(loop_rng, s).data_select).tolist() for s in range(3)]
+    assert seen["data_rngs"] == expected
+
+
+def test_self_tuning_budget_is_one_and_a_half_times_external():
+    config = _config(max_allowed_runtime_sec=100)
+    assert config.budget_sec(self_tuning=False) == 100
+    assert config.budget_sec(self_tuning=True) == 150
