@@ -24,7 +24,7 @@ install: $(STAMP)
 # $(DEMO_DIR)/.
 demo: $(STAMP)
 	$(VENV)/bin/algoperf datasets prepare fashion_mnist --data_dir $(DATA_DIR)
-	$(PY) -m submissions.demo --data_dir $(DATA_DIR) --output_dir $(DEMO_DIR)
+	$(PY) -m algoperf.demo --data_dir $(DATA_DIR) --output_dir $(DEMO_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow" --durations=15

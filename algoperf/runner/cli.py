@@ -64,6 +64,12 @@ def define_flags() -> flags.FlagValues:
     )
     b("capture_jax_trace", False, "Capture a JAX profiler trace.", flag_values=fv)
     b("skip_evals", False, "Skip evaluations (budget still checked).", flag_values=fv)
+    flags.DEFINE_float(
+        "max_runtime_sec",
+        None,
+        "Ours: replace the workload's budget (seconds) for quick experiments.",
+        flag_values=fv,
+    )
     s("log_level", "info", "Logging level (ours): debug, info, warning.", flag_values=fv)
     return fv
 
@@ -124,6 +130,7 @@ def config_from_argv(argv: Sequence[str]) -> RunConfig:
         resume_last_run=fv.resume_last_run,
         append_timestamp=fv.append_timestamp,
         skip_evals=fv.skip_evals,
+        max_runtime_sec=fv.max_runtime_sec,
         flags=values,
     )
 

@@ -39,6 +39,7 @@ class RunConfig:
     append_timestamp: bool = False
     skip_evals: bool = False
     self_tuning_budget_factor: float = SELF_TUNING_BUDGET_FACTOR
+    max_runtime_sec: float | None = None
     flags: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +63,8 @@ class RunConfig:
             raise ValueError(f"--num_tuning_trials must be >= 1, got {self.num_tuning_trials}")
         if self.max_global_steps is not None and self.max_global_steps < 1:
             raise ValueError(f"--max_global_steps must be >= 1, got {self.max_global_steps}")
+        if self.max_runtime_sec is not None and self.max_runtime_sec <= 0:
+            raise ValueError(f"--max_runtime_sec must be positive, got {self.max_runtime_sec}")
         if not self.experiment_dir:
             raise ValueError("--experiment_dir is required")
         if not self.experiment_name:
@@ -70,3 +73,9 @@ class RunConfig:
     @property
     def self_tuning(self) -> bool:
         return self.tuning_ruleset == "self"
+
+    def budget_sec(self, workload_config: Any) -> float:
+        """The training-time budget: the workload's (x1.5 self-tuning) unless overridden."""
+        if self.max_runtime_sec is not None:
+            return float(self.max_runtime_sec)
+        return workload_config.budget_sec(self.self_tuning, self.self_tuning_budget_factor)

@@ -143,7 +143,7 @@ def _run_trial(pre: Preflight, index: int, hparams: Any, seed: int, clock: Any) 
         _write_run_files(pre, tdir, seed)
         metrics_logger = logs.MetricLogger(tdir)
         workload.attach_metrics_logger(metrics_logger)
-        budget = workload.config.budget_sec(config.self_tuning, config.self_tuning_budget_factor)
+        budget = config.budget_sec(workload.config)
         settings = loop.LoopSettings(
             budget_sec=budget,
             data_dir=str(Path(config.data_dir).expanduser()),
@@ -250,9 +250,8 @@ def _write_run_files(pre: Preflight, tdir: Path, seed: int) -> None:
         "rng_seed": seed,
         "global_batch_size": pre.global_batch_size,
         "eval_batch_size": pre.eval_batch_size,
-        "budget_sec": workload.config.budget_sec(
-            config.self_tuning, config.self_tuning_budget_factor
-        ),
+        "budget_sec": config.budget_sec(workload.config),
+        "budget_overridden": config.max_runtime_sec is not None,
         "submission_path": str(Path(config.submission_path).resolve()),
         "submission_sha256": hashes.get(Path(config.submission_path).name),
         "submission_files_sha256": hashes,

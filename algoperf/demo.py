@@ -1,0 +1,113 @@
+"""The main job on the embedded default (`make demo`).
+
+Runs the NAdamW and AdamW baselines on Fashion-MNIST in JAX and PyTorch under the external-tuning
+ruleset (a few Halton trials each, one study), each run in its own process as `algoperf run`
+would, then scores the four submissions with `algoperf score`. Everything lands in
+``--output_dir``: ``logs/<algo>_<framework>/study_0/fashion_mnist_<framework>/trial_<k>/`` and
+``scores/`` (tables, plots, report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from algoperf import registry
+
+REPO = Path(__file__).resolve().parents[1]
+WORKLOAD = "fashion_mnist"
+ALGORITHMS = ("nadamw", "adamw")
+FRAMEWORKS = ("jax", "pytorch")
+
+
+def run_one(algo: str, framework: str, args: argparse.Namespace) -> int:
+    """One `algoperf run` in a fresh process; returns its exit status."""
+    base = REPO / "submissions" / "baselines" / algo
+    cmd = [
+        sys.executable,
+        "-m",
+        "algoperf.cli",
+        "run",
+        f"--framework={framework}",
+        f"--workload={WORKLOAD}",
+        f"--submission_path={base / framework / 'submission.py'}",
+        f"--tuning_search_space={base / 'tuning_search_space.json'}",
+        f"--num_tuning_trials={args.num_trials}",
+        f"--experiment_dir={args.output_dir / 'logs'}",
+        f"--experiment_name={algo}_{framework}/study_0",
+        f"--data_dir={args.data_dir}",
+        f"--rng_seed={args.seed}",
+        f"--max_runtime_sec={args.budget_sec}",
+        "--overwrite",
+        "--log_level=warning",
+    ]
+    print(f"\n== {algo} / {framework}: {args.num_trials} trial(s), budget {args.budget_sec:g}s")
+    return subprocess.call(cmd, cwd=REPO)
+
+
+def time_to_target_table(logs: Path) -> list[tuple[str, str, str]]:
+    """(submission, trial, time to target) from each run's eval_measurements.csv."""
+    config = registry.get_config(WORKLOAD)
+    key = f"validation/{config.target_metric_name}"
+    out = []
+    for csv_path in sorted(logs.glob("*/study_0/*/trial_*/eval_measurements.csv")):
+        with csv_path.open() as f:
+            rows = list(csv.DictReader(f))
+        hit = next(
+            (r for r in rows if config.reached(float(r[key]), config.validation_target_value)),
+            None,
+        )
+        ttt = f"{float(hit['score']):.2f}s" if hit else "not reached"
+        out.append((csv_path.parts[-5], csv_path.parts[-2], ttt))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m algoperf.demo", description=__doc__)
+    parser.add_argument("--data_dir", type=Path, default=REPO / "data")
+    parser.add_argument("--output_dir", type=Path, default=REPO / "demo_output")
+    parser.add_argument("--num_trials", type=int, default=2)
+    parser.add_argument("--budget_sec", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=20261122)
+    args = parser.parse_args(argv)
+    args.output_dir = args.output_dir.resolve()
+    start = time.perf_counter()
+    failures = [
+        (a, f) for a in ALGORITHMS for f in FRAMEWORKS if run_one(a, f, args) != 0
+    ]
+    logs = args.output_dir / "logs"
+    scores = args.output_dir / "scores"
+    print("\n== time to the validation target (submission time) per trial")
+    for submission, trial, ttt in time_to_target_table(logs):
+        print(f"  {submission:16s} {trial:8s} {ttt}")
+    try:
+        from scoring.cli import main as score_main
+    except ImportError:
+        score_main = None
+    if score_main is not None:
+        print("\n== scoring")
+        code = score_main(
+            [
+                f"--submission_directory={logs}",
+                f"--output_dir={scores}",
+                "--benchmark_version=dev",
+            ]
+        )
+        if code != 0:
+            failures.append(("score", str(code)))
+    print(f"\nlogs:   {logs}")
+    if score_main is not None:
+        print(f"scores: {scores} (scores.csv, time_to_targets.csv, plots, report.html)")
+    print(f"demo finished in {time.perf_counter() - start:.0f}s")
+    if failures:
+        print(f"failed: {failures}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
