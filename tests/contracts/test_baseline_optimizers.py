@@ -94,6 +94,9 @@ TOY_HPARAMS = {
 
 IN_DIM, NUM_CLASSES, BATCH = 6, 4, 32
 
+# Default of the toy `model_fn`'s dropout_rate: tells whether the submission passed one.
+WORKLOAD_DEFAULT_DROPOUT = object()
+
 
 def make_hparams(**values: Any) -> Any:
     """A `Hyperparameters` namedtuple like the runner's."""
@@ -141,6 +144,7 @@ class ToyWorkloadBase(spec.Workload):
         super().__init__()
         self._step_hint = step_hint
         self.model_fn_calls = 0  # Python-side calls: under jit, one per trace.
+        self.dropout_rates_seen: list[Any] = []
 
     target_metric_name = "accuracy"
     validation_target_value = 1.0
@@ -195,9 +199,10 @@ class ToyJaxWorkload(ToyWorkloadBase):
         mode: spec.ForwardPassMode,
         rng: Any,
         update_batch_norm: bool,
-        dropout_rate: float = 0.0,
+        dropout_rate: Any = WORKLOAD_DEFAULT_DROPOUT,
     ) -> tuple[Any, Any]:
         self.model_fn_calls += 1
+        self.dropout_rates_seen.append(dropout_rate)
         x = augmented_and_preprocessed_input_batch["inputs"]
         return x @ params["dense"]["kernel"] + params["dense"]["bias"], model_state
 
@@ -237,9 +242,10 @@ class ToyTorchWorkload(ToyWorkloadBase):
         mode: spec.ForwardPassMode,
         rng: Any,
         update_batch_norm: bool,
-        dropout_rate: float = 0.0,
+        dropout_rate: Any = WORKLOAD_DEFAULT_DROPOUT,
     ) -> tuple[Any, Any]:
         self.model_fn_calls += 1
+        self.dropout_rates_seen.append(dropout_rate)
         return params(augmented_and_preprocessed_input_batch["inputs"]), model_state
 
     def loss_fn(
@@ -576,3 +582,27 @@ def test_template_trains(framework: str) -> None:
     for _ in range(25):
         trainer.step(batch=trainer.batch(0))
     assert trainer.loss() < 0.7 * before
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_dropout_and_label_smoothing_reach_the_workload(algo: str, framework: str) -> None:
+    module = load_baseline(algo, framework)
+    # No dropout_rate hyperparameter: the workload's default applies (keyword not passed).
+    trainer = Trainer(module, framework, baseline_hparams(algo))
+    trainer.step()
+    assert trainer.workload.dropout_rates_seen == [WORKLOAD_DEFAULT_DROPOUT]
+    trainer = Trainer(module, framework, baseline_hparams(algo, dropout_rate=0.1))
+    trainer.step()
+    (seen,) = trainer.workload.dropout_rates_seen
+    assert seen is not WORKLOAD_DEFAULT_DROPOUT
+    if framework == "pytorch":  # under jit it is a tracer of the value
+        assert seen == 0.1
+    # Label smoothing changes the loss and so the first update.
+    kernels = []
+    for smoothing in (0.0, 0.3):
+        trainer = Trainer(module, framework, baseline_hparams(algo, label_smoothing=smoothing))
+        trainer.step()
+        trainer.step()
+        kernels.append(trainer.kernel_and_bias()[0])
+    assert np.abs(kernels[0] - kernels[1]).max() > 1e-4
