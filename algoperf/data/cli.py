@@ -86,3 +86,7 @@ def _list(root: Path) -> int:
     for name in DATASETS:
         print(f"{name:<{width}}  {manifest_status(root / name):<10}  {root / name}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -464,7 +464,6 @@ def prepare(
             raise DownloadError(f"{first_error} The offline fallback failed as well: {e}") from None
         origin = f"download + Debian package {source.debian_package}"
     write_manifest(dest, FILE_NAMES, dataset=dataset, source=origin)
-    _say(progress, f"{dataset}: ready in {dest}")
     return dest
 
 
