@@ -26,7 +26,9 @@ Processes vs threads: Pillow releases the GIL while decoding and resizing, but n
 glue, RandAugment's numpy ops or the per-image bookkeeping; benchmarks/image_pipeline.py measures
 both backends side by side. Processes are the default (``forkserver`` start method on Linux, so a
 parent that already runs JAX or CUDA threads is never forked); `BatchFn` objects must therefore be
-picklable (module-level classes or dataclasses holding paths and options, not open files).
+picklable (module-level classes or dataclasses holding paths and options, not open files), and
+a main script that creates a process loader at import time needs the usual
+``if __name__ == "__main__":`` guard (worker start-up imports the main module, as with spawn).
 """
 
 from __future__ import annotations
@@ -44,10 +46,16 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+
+class WorkerError(RuntimeError):
+    """The worker pool broke (a worker process died); the message says what to check."""
+
 
 ArraySpec = Mapping[str, tuple[tuple[int, ...], Any]]
 
@@ -276,7 +284,15 @@ class ParallelBatchLoader(Iterator[dict[str, np.ndarray]]):
                 raise StopIteration
             batch = self._pending.popleft()
             for future in batch.futures:
-                future.result()
+                try:
+                    future.result()
+                except BrokenProcessPool as e:
+                    raise WorkerError(
+                        "a data-loading worker process died (killed, out of memory, or failed to "
+                        "start: a main script that starts loaders at import time needs an "
+                        "`if __name__ == '__main__':` guard); or use backend='thread' or "
+                        "num_workers=0"
+                    ) from e
             if batch.path is not None:
                 os.unlink(batch.path)
                 batch.path = None
