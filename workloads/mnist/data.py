@@ -430,6 +430,11 @@ def prepare(
     bases = tuple(mirrors) if mirrors else source.mirrors
     failed: dict[str, str] = {}
     for spec in todo:
+        if failed and len(failed) == todo.index(spec):
+            # Every file so far failed on every mirror: the hosts are unreachable (or the machine
+            # is offline); skip the remaining files rather than wait for each to time out.
+            failed[spec.name] = failed[todo[0].name]
+            continue
         try:
             download_file(
                 [base.rstrip("/") + "/" + spec.name for base in bases],
@@ -462,7 +467,8 @@ def prepare(
             _from_debian(source.debian_package, specs, dest)
         except (debian.DebianPackageError, DatasetError) as e:
             raise DownloadError(f"{first_error} The offline fallback failed as well: {e}") from None
-        origin = f"download + Debian package {source.debian_package}"
+        pkg_part = f"Debian package {source.debian_package}"
+        origin = pkg_part if len(failed) == len(todo) else f"download + {pkg_part}"
     write_manifest(dest, FILE_NAMES, dataset=dataset, source=origin)
     return dest
 

@@ -505,3 +505,18 @@ def test_cli_errors(tmp_path, mirror, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("algoperf datasets prepare mnist: could not download")
     assert err.count("\n") == 1
+
+
+def test_prepare_stops_trying_the_network_after_the_first_file_fails(tmp_path, mirror):
+    (mirror["site"] / data.TRAIN_IMAGES).unlink()
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        data.prepare("mnist", tmp_path / "data", progress=False)
+    assert mirror["log"] == ["/" + data.TRAIN_IMAGES]
+
+
+def test_prepare_keeps_going_once_a_file_succeeded(tmp_path, mirror):
+    (mirror["site"] / data.TEST_IMAGES).unlink()  # the third file
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        data.prepare("mnist", tmp_path / "data", progress=False)
+    assert mirror["log"] == ["/" + n for n in data.FILE_NAMES]
+    assert (tmp_path / "data" / "mnist" / data.TEST_LABELS).is_file()
