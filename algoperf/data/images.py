@@ -15,18 +15,19 @@ PyTorch. This module implements the torchvision one for both frameworks:
   ``CenterCrop(224)``, bilinear.
 
 Why the PyTorch variant: it is defined on Pillow-decoded images, which is what we decode with, so
-it can be reproduced exactly (the JAX variant relies on TF's DCT-domain `decode_and_crop_jpeg` and
-TF's non-antialiased bicubic resize, which Pillow cannot reproduce bit for bit); bilinear is also
-the cheaper filter. Crop and resize are one `Image.resize(..., box=...)` call, which computes only
-the 224x224 output pixels (identical to resize-then-crop up to +-1 rounding on ~0.1% of pixels).
+it is reproduced exactly: `train_crop` crops then resizes and `eval_crop` resizes then crops, as
+torchvision does on Pillow images, so both are bit-identical to upstream's PyTorch preprocessing
+of the same decoded image (tests check this against a direct Pillow implementation). The JAX
+variant relies on TF's DCT-domain ``decode_and_crop_jpeg`` and TF's non-antialiased bicubic
+resize, which Pillow cannot reproduce bit for bit; bilinear is also the cheaper filter.
 
 JPEG reduce-on-decode: `load_rgb` calls Pillow's ``draft()`` so libjpeg decodes at 1/2, 1/4 or 1/8
-scale when the needed source region stays at least ``draft_gap`` (default 2) times larger than the
-output. Measured on generated 1600x1200 images (benchmarks/image_pipeline.py): the mean absolute
-difference of the 224x224 eval crop against a full decode is ~0.5 pixel levels of 255 and it is
-~2.5x faster; with ``draft_gap=1`` the difference grows to ~1-2 levels, so 2 is the default (the
-same margin as Pillow's own ``thumbnail(reducing_gap=2)``). Typical ImageNet images (~500x375) are
-never reduced, so for them the result is exactly the full decode.
+scale, but only while the region to be resized stays at least ``draft_gap`` (default 2) times the
+output size (the margin of Pillow's own ``thumbnail(reducing_gap=2)``), and then resizes the
+reduced image. Typical ImageNet images (~500x375) are never reduced, so for them the result is
+exactly the full decode; large images decode much faster with a sub-grey-level difference.
+benchmarks/image_pipeline.py measures speed and difference (mean absolute difference of the eval
+view on 1600x1200 photos-like JPEGs: about 0.4 of 255 grey levels with gap 2, about 1 with gap 1).
 
 RandAugment follows upstream's op pool and magnitudes (2 ops per image, magnitude 10 of 10, fill
 128): AutoContrast, Equalize, Invert, Rotate (+-30 deg), Posterize (4 bits), Solarize (threshold
@@ -183,21 +184,27 @@ def random_resized_crop_box(
     return (width - w) // 2, (height - h) // 2, w, h
 
 
-def resize_center_crop_box(
+def resize_center_crop_params(
     width: int, height: int, resize_size: int = 256, crop_size: int = 224
-) -> tuple[float, float, float, float]:
-    """Source region of ``Resize(resize_size)`` + ``CenterCrop(crop_size)`` (torchvision rules).
+) -> tuple[int, int, int, int]:
+    """(new_width, new_height, left, top) of ``Resize(resize_size)`` + ``CenterCrop(crop_size)``.
 
-    The shorter side becomes `resize_size`, the longer ``int(resize_size * long / short)``; the
-    crop offset is ``int(round((resized - crop) / 2))``. Returned in original pixel coordinates
-    so that one `Image.resize(box=...)` does both steps.
+    torchvision's rules: the shorter side becomes `resize_size`, the longer
+    ``int(resize_size * long / short)``; the crop offsets are ``int(round((resized - crop) / 2))``
+    (Python's round half to even).
     """
     if width <= height:
         new_w, new_h = resize_size, int(resize_size * height / width)
     else:
         new_w, new_h = int(resize_size * width / height), resize_size
-    top = round((new_h - crop_size) / 2.0)
-    left = round((new_w - crop_size) / 2.0)
+    return new_w, new_h, round((new_w - crop_size) / 2.0), round((new_h - crop_size) / 2.0)
+
+
+def resize_center_crop_box(
+    width: int, height: int, resize_size: int = 256, crop_size: int = 224
+) -> tuple[float, float, float, float]:
+    """The source region (original pixels) that the eval view's centre crop shows."""
+    new_w, new_h, left, top = resize_center_crop_params(width, height, resize_size, crop_size)
     sx, sy = width / new_w, height / new_h
     return (left * sx, top * sy, (left + crop_size) * sx, (top + crop_size) * sy)
 
@@ -210,13 +217,21 @@ def train_crop(
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     draft_gap: float | None = DEFAULT_DRAFT_GAP,
 ) -> Image.Image:
-    """Random resized crop to ``size x size`` (bilinear) and random horizontal flip of one file."""
+    """Random resized crop to ``size x size`` (bilinear) and random horizontal flip of one file.
+
+    Without reduce-on-decode this is exactly torchvision's ``resized_crop`` on a Pillow image
+    (crop, then resize); a reduced decode resizes the scaled region directly.
+    """
     image = open_image(path)
     with image:
         left, top, w, h = random_resized_crop_box(*image.size, rng, scale, ratio)
         flip = rng.random() < 0.5
-        rgb, region = load_rgb(image, (left, top, left + w, top + h), (size, size), draft_gap)
-        out = rgb.resize((size, size), BILINEAR, box=region)
+        box = (left, top, left + w, top + h)
+        rgb, region = load_rgb(image, box, (size, size), draft_gap)
+        if region == box:
+            out = rgb.crop(box).resize((size, size), BILINEAR)
+        else:
+            out = rgb.resize((size, size), BILINEAR, box=region)
     if flip:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return out
@@ -228,12 +243,20 @@ def eval_crop(
     resize_size: int = 256,
     draft_gap: float | None = DEFAULT_DRAFT_GAP,
 ) -> Image.Image:
-    """Deterministic eval view of one file: ``Resize(resize_size)`` + ``CenterCrop(size)``."""
+    """Deterministic eval view of one file: ``Resize(resize_size)`` + ``CenterCrop(size)``.
+
+    Bit-identical to torchvision's transforms on a Pillow image whenever the JPEG is decoded at
+    full scale (always for images under ``2 * 256`` pixels on the short side with the default
+    `draft_gap`); a reduced decode is resized to the same size, so only the filter input differs.
+    """
     image = open_image(path)
     with image:
-        region = resize_center_crop_box(*image.size, resize_size, size)
-        rgb, region = load_rgb(image, region, (size, size), draft_gap)
-        return rgb.resize((size, size), BILINEAR, box=region)
+        width, height = image.size
+        new_w, new_h, left, top = resize_center_crop_params(width, height, resize_size, size)
+        region = resize_center_crop_box(width, height, resize_size, size)
+        rgb, _ = load_rgb(image, region, (size, size), draft_gap)
+        resized = rgb.resize((new_w, new_h), BILINEAR)
+    return resized.crop((left, top, left + size, top + size))
 
 
 # RandAugment ---------------------------------------------------------------------------------
@@ -441,6 +464,7 @@ __all__: list[str] = [
     "rand_augment",
     "random_resized_crop_box",
     "resize_center_crop_box",
+    "resize_center_crop_params",
     "to_array",
     "train_crop",
 ]

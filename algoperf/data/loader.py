@@ -283,24 +283,32 @@ class ParallelBatchLoader(Iterator[dict[str, np.ndarray]]):
                 self.close()
                 raise StopIteration
             batch = self._pending.popleft()
-            for future in batch.futures:
-                try:
-                    future.result()
-                except BrokenProcessPool as e:
-                    raise WorkerError(
-                        "a data-loading worker process died (killed, out of memory, or failed to "
-                        "start: a main script that starts loaders at import time needs an "
-                        "`if __name__ == '__main__':` guard); or use backend='thread' or "
-                        "num_workers=0"
-                    ) from e
-            if batch.path is not None:
-                os.unlink(batch.path)
-                batch.path = None
+            try:
+                self._wait(batch)
+            finally:
+                if batch.path is not None:
+                    # The mapping stays valid: the arrays keep it alive; only the name goes.
+                    with contextlib.suppress(OSError):
+                        os.unlink(batch.path)
+                    batch.path = None
             self._submit_ahead()
             return batch.arrays
         except BaseException:
             self.close()
             raise
+
+    @staticmethod
+    def _wait(batch: _Pending) -> None:
+        for future in batch.futures:
+            try:
+                future.result()
+            except BrokenProcessPool as e:
+                raise WorkerError(
+                    "a data-loading worker process died (killed, out of memory, or failed to "
+                    "start: a main script that starts loaders at import time needs an "
+                    "`if __name__ == '__main__':` guard); or use backend='thread' or "
+                    "num_workers=0"
+                ) from e
 
     def _next_inline(self) -> dict[str, np.ndarray]:
         try:
