@@ -45,6 +45,7 @@ mixed the same way; see `mixup` and `mixup_weight`.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -364,19 +365,35 @@ def rand_augment(
 # Normalisation, CIFAR augmentation, mixup -----------------------------------------------------
 
 
+@functools.lru_cache(maxsize=16)
+def _normalize_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(channels, 256) float32: ``(float32(v) - mean) / std`` for every uint8 value v."""
+    values = np.arange(256, dtype=np.float32)[None, :]
+    table = (values - np.asarray(mean, np.float32)[:, None]) / np.asarray(std, np.float32)[:, None]
+    table.setflags(write=False)
+    return table
+
+
 def normalize(
     images: np.ndarray,
     mean: Sequence[float],
     std: Sequence[float],
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(images - mean) / std`` in float32, per channel (last axis), on 0-255 pixel values."""
-    mean_arr = np.asarray(mean, dtype=np.float32)
-    std_arr = np.asarray(std, dtype=np.float32)
+    """``(images - mean) / std`` in float32, per channel (last axis), on 0-255 pixel values.
+
+    uint8 input is looked up in a 256-entry table per channel (the same float32 arithmetic,
+    about twice as fast as computing it per pixel).
+    """
     if out is None:
         out = np.empty(images.shape, dtype=np.float32)
-    np.subtract(images, mean_arr, out=out, dtype=np.float32)
-    np.divide(out, std_arr, out=out)
+    if images.dtype == np.uint8:
+        table = _normalize_table(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+        for c in range(images.shape[-1]):
+            np.take(table[c], images[..., c], out=out[..., c])
+        return out
+    np.subtract(images, np.asarray(mean, dtype=np.float32), out=out, dtype=np.float32)
+    np.divide(out, np.asarray(std, dtype=np.float32), out=out)
     return out
 
 

@@ -134,8 +134,9 @@ def test_close_early_on_an_infinite_stream_stops_workers(_private_shm):
 
 def test_stale_files_of_dead_processes_are_removed(_private_shm, monkeypatch):
     # A pid that surely belonged to a process that has exited (pids are not reused at once).
-    dead = subprocess.Popen(["true"]).pid
-    os.waitpid(dead, 0)
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    dead = proc.pid
     stale = _private_shm / f"{loader._SHM_PREFIX}{dead}-abc-1"
     stale.write_bytes(b"x")
     foreign = _private_shm / "unrelated-file"
