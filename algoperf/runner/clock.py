@@ -27,6 +27,14 @@ class Clock:
         """Seconds on a monotonic clock once `pending` device work (or all of it) has finished."""
         if self._sync is not None:
             self._sync(pending)
+        return self.peek()
+
+    def peek(self) -> float:
+        """Seconds on the clock without waiting for queued device work (still max over ranks).
+
+        Cheap enough for every step; a reading that closes a timed interval whose length is
+        recorded must use `now`.
+        """
         t = time.perf_counter()
         if self._reduce_max is not None:
             t = self._reduce_max(t)
@@ -48,6 +56,9 @@ class FakeClock(Clock):
         del pending
         self.reads += 1
         return self.t
+
+    def peek(self) -> float:
+        return self.now()
 
 
 def for_framework(framework: str) -> Clock:

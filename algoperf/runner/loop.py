@@ -17,7 +17,11 @@ Consecutive intervals share their end points, so at every eval row
 ``total_duration == accumulated_submission_time + accumulated_eval_time + logging time logged
 before that row`` exactly (upstream leaves small gaps uncounted; here nothing is). Device work
 is synchronised (``block_until_ready`` on the step's outputs in JAX, ``cuda.synchronize`` in
-PyTorch) before the clock is read, and under DDP each reading is the maximum over ranks.
+PyTorch) before every reading that closes a timed interval at an eval-eligible point, so the time
+accumulated there is exact. Between those points the clock is read every step without waiting for
+queued device work (to decide eligibility without stalling asynchronous dispatch); work still
+queued at such a reading is counted at the next synchronised one, so nothing escapes the timer.
+Under DDP each reading is the maximum over ranks, so all ranks take the same decisions.
 
 Per iteration:
 
@@ -75,7 +79,8 @@ class TrainState:
     last_step_end_time: float | None = None
 
     def as_mapping(self) -> types.MappingProxyType:
-        return types.MappingProxyType(dataclasses.asdict(self))
+        """A live read-only view (upstream passes ``MappingProxyType`` of its state dict)."""
+        return types.MappingProxyType(vars(self))
 
 
 @dataclasses.dataclass
@@ -154,6 +159,7 @@ def train_once(
     eval_batch_size = settings.eval_batch_size or workload.eval_batch_size
 
     state = TrainState()
+    train_state_view = state.as_mapping()
     eval_results: list[tuple[int, dict[str, Any]]] = []
     global_step = 0
     stop_reason = ""
@@ -186,7 +192,7 @@ def train_once(
             rng=step.update,
         )
         if pass_train_state:
-            kwargs["train_state"] = state.as_mapping()
+            kwargs["train_state"] = train_state_view
         try:
             optimizer_state, model_params, model_state = submission.update_params(**kwargs)
         except spec.TrainingCompleteError:
@@ -198,14 +204,18 @@ def train_once(
             state.training_complete = True
             stop_reason = stop_reason or "max_global_steps"
 
-        step_end = clock.now((optimizer_state, model_params, model_state))
-        state.accumulated_submission_time += step_end - state.last_step_end_time
-        state.last_step_end_time = step_end
-
+        step_end = clock.peek()
         eligible = (
             step_end - state.last_eval_time >= workload.eval_period_time_sec
             or state.training_complete
         )
+        if eligible:
+            # Wait for the queued device work of every step since the last reading: the time
+            # accumulated at an eval point is then exact.
+            step_end = clock.now((optimizer_state, model_params, model_state))
+        state.accumulated_submission_time += step_end - state.last_step_end_time
+        state.last_step_end_time = step_end
+
         if eligible:
             if prepare_for_eval is not None:
                 optimizer_state, model_params, model_state = prepare_for_eval(

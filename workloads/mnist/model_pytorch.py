@@ -1,4 +1,10 @@
-"""The upstream MNIST MLP in PyTorch, with upstream's parameter names (net.layer1, net.layer2)."""
+"""The upstream MNIST MLP in PyTorch, with upstream's parameter names (net.layer1, net.layer2).
+
+Initialisation follows what upstream actually runs: PyTorch's default `nn.Linear` init on the
+first `init_model_fn` (upstream defines a `reset_parameters` with its LeCun-normal
+`pytorch_default_init` but only calls it when the model is initialised a second time).
+`reset_parameters()` applies that LeCun-normal init, as upstream's does.
+"""
 
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -22,6 +28,8 @@ class MLP(nn.Module):
                 ]
             )
         )
+
+    def reset_parameters(self) -> None:
         for m in self.net.modules():
             if isinstance(m, nn.Linear):
                 pytorch_default_init(m)

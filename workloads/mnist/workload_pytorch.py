@@ -18,6 +18,9 @@ class MnistWorkload(MnistData, PyTorchClassificationWorkload):
     def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
         torch.random.manual_seed(int(rng[0]))
         model = build_model(self.config.model)
+        if getattr(self, "_initialised_once", False):
+            model.reset_parameters()  # upstream re-initialises with its LeCun-normal init
+        self._initialised_once = True
         self._finish_init(model)
         return self._wrap_model(model), None
 
