@@ -100,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(hparams: Any, seed: int) -> dict[str, Any]:
         return one_run(
-            args.workload, args.framework, module, hparams, seed, args.data_dir, steps,
+            args.workload,
+            args.framework,
+            module,
+            hparams,
+            seed,
+            args.data_dir,
+            steps,
             args.eval_period_sec,
         )
 
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rerun {i + 1}: best validation {r['best_validation']:.4f}", flush=True)
     validation_target = statistics.median(r["best_validation"] for r in reruns)
     reached = [r for r in reruns if sign * r["best_validation"] >= sign * validation_target]
-    test_target = min((sign * r["test_at_best_validation"] for r in reached)) * sign
+    test_target = min(sign * r["test_at_best_validation"] for r in reached) * sign
     report = {
         "workload": args.workload,
         "framework": args.framework,
