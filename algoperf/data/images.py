@@ -16,8 +16,9 @@ PyTorch. This module implements the torchvision one for both frameworks:
 
 Why the PyTorch variant: it is defined on Pillow-decoded images, which is what we decode with, so
 it is reproduced exactly: `train_crop` crops then resizes and `eval_crop` resizes then crops, as
-torchvision does on Pillow images, so both are bit-identical to upstream's PyTorch preprocessing
-of the same decoded image (tests check this against a direct Pillow implementation). The JAX
+torchvision does on Pillow images, so the 224x224 uint8 views are bit-identical to upstream's
+PyTorch preprocessing of the same decoded image (tests check this against a direct Pillow
+implementation); normalisation then agrees up to float32 rounding. The JAX
 variant relies on TF's DCT-domain ``decode_and_crop_jpeg`` and TF's non-antialiased bicubic
 resize, which Pillow cannot reproduce bit for bit; bilinear is also the cheaper filter.
 

@@ -88,6 +88,28 @@ def test_process_batches_are_zero_copy_views_that_outlive_the_loader(_private_sh
     np.testing.assert_array_equal(first["y"], np.arange(6))  # still readable after close
 
 
+def test_buffers_are_reused_only_when_no_view_is_left(_private_shm):
+    reference = _collect(RowFn(), range(12), num_workers=0)
+    # A consumer that keeps every batch: nothing may be overwritten by later batches.
+    with ParallelBatchLoader(RowFn(), range(12), num_workers=2) as it:
+        kept = list(it)
+    assert _same(kept, reference)
+    # A consumer that drops each batch: a handful of buffers serve the whole stream.
+    with ParallelBatchLoader(RowFn(), range(30), num_workers=2, prefetch=2) as it:
+        for k, batch in enumerate(it):
+            assert int(batch["y"][0]) == 100 * k
+            assert np.array_equal(batch["x"], reference[k % 12]["x"]) or k >= 12
+        assert it._counter <= 5
+    # A view of a view still pins its buffer.
+    with ParallelBatchLoader(RowFn(), range(10), num_workers=1) as it:
+        tail = next(it)["x"][3:]
+        snapshot = tail.copy()
+        for _ in it:
+            pass
+    np.testing.assert_array_equal(tail, snapshot)
+    assert not list(_private_shm.iterdir())
+
+
 def test_worker_error_propagates_and_shuts_down(_private_shm):
     it = ParallelBatchLoader(RowFn(fail_at=2), range(10), num_workers=2)
     assert int(next(it)["y"][0]) == 0
