@@ -513,15 +513,18 @@ def _safe_name(name: str, archive: Path) -> str:
     return base
 
 
-def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
-    """Copy one member's bytes to `dest` via a temporary name (never a half-written file)."""
+def _write_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path, atomic: bool = True
+) -> None:
+    """Copy one member's bytes to `dest`, via a temporary name if `atomic` (never half-written)."""
     source = tar.extractfile(member)
     if source is None:
         raise DatasetError(f"cannot read {member.name} from its archive")
-    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp = dest.with_name(f".{dest.name}.tmp") if atomic else dest
     with source, open(tmp, "wb") as out:
         shutil.copyfileobj(source, out, 1 << 20)
-    os.replace(tmp, dest)
+    if atomic:
+        os.replace(tmp, dest)
 
 
 def _open_tar(path: Path, mode: str) -> tarfile.TarFile:
@@ -582,7 +585,8 @@ def _extract_class(
         with tarfile.open(fileobj=fileobj, mode="r|") as inner:
             for m in inner:
                 if m.isfile():
-                    _write_member(inner, m, partial / _safe_name(m.name, archive))
+                    # The folder is renamed into place when complete: no per-file renames needed.
+                    _write_member(inner, m, partial / _safe_name(m.name, archive), atomic=False)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DatasetError(
             f"{archive}: {member.name} is corrupt ({e}); download it again"

@@ -127,12 +127,14 @@ def test_interrupted_preparation_resumes_to_the_same_result(
     assert not (tmp_path / data.DATASET / data.INDEX_FILES["train"]).exists()
     monkeypatch.setattr(data, "_extract_class", real_class)
 
-    def crash_in_validation(tar, member, dest):
+    def crash_in_validation(tar, member, dest, atomic=True):
         if "ILSVRC2012_val_" in member.name:
             calls["member"] += 1
             if calls["member"] == 3:
+                # Die while writing: a truncated temporary file is left behind.
+                dest.with_name(f".{dest.name}.tmp").write_bytes(b"\xff\xd8\xff")
                 raise KeyboardInterrupt
-        real_member(tar, member, dest)
+        real_member(tar, member, dest, atomic)
 
     monkeypatch.setattr(data, "_write_member", crash_in_validation)
     with pytest.raises(KeyboardInterrupt):
