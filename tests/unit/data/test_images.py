@@ -300,8 +300,10 @@ def test_mixup_mixes_each_example_with_its_predecessor():
     np.testing.assert_allclose(out["inputs"], w * x + (1 - w) * np.roll(x, 1, axis=0), atol=1e-6)
     assert out["targets"].shape == (5, 4) and out["targets"].dtype == np.float32
     np.testing.assert_allclose(out["targets"].sum(axis=1), 1.0, rtol=1e-6)
-    assert out["targets"][1, 1] == pytest.approx(w, abs=1e-6) and out["targets"][1, 0] == pytest.approx(1 - w, abs=1e-6)
-    assert out["targets"][0, 1] == pytest.approx(1 - w, abs=1e-6)  # row 0 mixes with the last row (label 1)
+    soft = out["targets"].astype(np.float64)
+    assert soft[1, 1] == pytest.approx(w, abs=1e-6)
+    assert soft[1, 0] == pytest.approx(1 - w, abs=1e-6)
+    assert soft[0, 1] == pytest.approx(1 - w, abs=1e-6)  # row 0 mixes with the last row (label 1)
     assert "weights" in out
     with pytest.raises(ValueError, match="labels"):
         I.one_hot(np.array([4]), 4)
