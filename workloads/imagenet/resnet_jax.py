@@ -184,9 +184,14 @@ def forward(
     update_batch_norm: bool,
     use_running_average_bn: bool | None = None,
 ) -> tuple[jax.Array, Any]:
-    """Logits and the model state after this forward (updated only if `update_batch_norm`)."""
+    """Logits and the model state after this forward (updated only if `update_batch_norm`).
+
+    ``update_batch_norm=False, use_running_average_bn=False`` normalises with batch statistics
+    and returns `model_state` unchanged (PyTorch's train mode with frozen statistics); upstream's
+    JAX model_fn raises on this combination instead.
+    """
     variables = {"params": params, **model_state}
-    if update_batch_norm:
+    if update_batch_norm or use_running_average_bn is False:
         logits, new_state = model.apply(
             variables,
             inputs,
@@ -194,7 +199,7 @@ def forward(
             use_running_average_bn=use_running_average_bn,
             mutable=["batch_stats"],
         )
-        return logits, dict(new_state)
+        return logits, (dict(new_state) if update_batch_norm else model_state)
     logits = model.apply(
         variables, inputs, update_batch_norm=False, use_running_average_bn=use_running_average_bn
     )

@@ -332,6 +332,12 @@ def test_jax_batch_norm_update_switch(small_resnet_jax: tuple) -> None:
     )
     np.testing.assert_allclose(logits, eval_logits, rtol=1e-6)
     assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.all(a == b)), state, kept)))
+    # Batch statistics without an update (PyTorch's train mode with frozen running statistics).
+    logits, same = resnet_jax.forward(
+        model, params, state, x, update_batch_norm=False, use_running_average_bn=False
+    )
+    np.testing.assert_allclose(logits, train_logits, rtol=1e-6)
+    assert same is state
 
 
 def test_pytorch_batch_norm_update_switch() -> None:
