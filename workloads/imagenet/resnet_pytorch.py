@@ -4,7 +4,8 @@ Same modules, parameter names (``conv1``, ``bn1``, ``layer<s>.<b>.conv<i>``, ``.
 / ``.bn``, ``fc``), shapes and initialisation as upstream: convs `pytorch_default_init`
 (truncated LeCun normal, as flax's default), batch norm weight 1 / bias 0 except the last batch
 norm of every residual branch (weight ``bn_init_scale``), ``fc`` weight N(0, 0.01), bias 0.
-Inputs are NCHW (the workload transposes the NHWC numpy batch).
+Modules are built and initialised in upstream's order, so the same seed draws the same
+initial weights as upstream. Inputs are NCHW (the workload transposes the NHWC numpy batch).
 
 Batch norm: running statistics are module buffers. `set_mode` puts the model in train or eval
 mode and, in train mode, freezes the running statistics (momentum 0) unless
