@@ -35,6 +35,8 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/runner_overhead.py
 	$(PY) benchmarks/scoring_speed.py
+	$(PY) benchmarks/image_pipeline.py
+	$(PY) benchmarks/model_step.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -22,6 +22,8 @@ from pathlib import Path
 DATASETS: dict[str, str] = {
     "mnist": "workloads.mnist.data:prepare",
     "fashion_mnist": "workloads.mnist.data:prepare",
+    "cifar10": "workloads.cifar.data:prepare_dataset",
+    "imagenet": "workloads.imagenet.data:prepare_dataset",
 }
 
 # Environment variable naming the default data root (then ./data).

@@ -31,14 +31,15 @@ MNIST = WorkloadConfig(
     dev_only=True,
 )
 
-# Targets: see TARGETS.md (tuned NAdamW baseline re-run 10 times on 2 CPU cores; validation target =
-# median of the best validation accuracies; test target = worst test accuracy among runs that
-# reached the validation target). Budget and eval period sized for a 2-core CPU.
+# Targets set as upstream sets them (see TARGETS.md and targets_fashion_mnist.json): the NAdamW
+# baseline tuned with 16 Halton trials, its best point re-run 10 times; validation target = median
+# of the re-runs' best validation accuracies, test target = worst test accuracy among the re-runs
+# that reached it. Budget, eval period and step hint are upstream's MNIST ones.
 FASHION_MNIST = MNIST.variant(
     "fashion_mnist",
     dataset="fashion_mnist",
-    validation_target_value=0.86,
-    test_target_value=0.85,
+    validation_target_value=0.8761,
+    test_target_value=0.8662,
     # Upstream's MNIST pipeline normalises raw 0-255 pixels with constants meant for [0, 1]
     # pixels (kept for `mnist`, which must stay upstream's). Fashion-MNIST uses the training-set
     # mean and standard deviation in pixel units, i.e. the usual (x/255 - 0.2860) / 0.3530.
