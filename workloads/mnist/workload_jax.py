@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from algoperf import spec
+from algoperf.frameworks import jax as fjax
 from algoperf.frameworks.jax_workload import JaxClassificationWorkload
 from workloads.mnist.common import MnistData
 from workloads.mnist.model_jax import build_model
@@ -18,7 +19,7 @@ class MnistWorkload(MnistData, JaxClassificationWorkload):
         self._model = build_model(self.config.model)
         params = jax.jit(self._model.init)({"params": rng}, jnp.ones((1, 28, 28, 1)))["params"]
         self._finish_init(params)
-        return params, None
+        return fjax.replicate(params), None
 
     def model_fn(
         self,
