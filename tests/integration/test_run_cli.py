@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from algoperf import registry
 from algoperf.cli import main
 
 HERE = Path(__file__).parent
@@ -88,7 +89,8 @@ def test_run_writes_upstream_logs(framework, mnist_data_dir, tmp_path, capsys):
         hparams = json.loads((tdir / "hparams.json").read_text())
         assert list(hparams) == ["learning_rate"]
         meta = json.loads((tdir / "meta_data_0.json").read_text())
-        assert meta["workload.validation_target_value"] == 0.86
+        expected = registry.get_config("fashion_mnist").validation_target_value
+        assert meta["workload.validation_target_value"] == expected
         assert meta["rng_seed"] == 3
         flags = json.loads((tdir / "flags_0.json").read_text())
         assert flags["framework"] == framework and flags["workload"] == "fashion_mnist"
