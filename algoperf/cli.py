@@ -1,4 +1,4 @@
-"""The `algoperf` command: run | score | datasets | workloads.
+"""The `algoperf` command: run | check | score | datasets | workloads.
 
 Each sub-command lives in its own module and is imported only when used, so `algoperf score`
 never imports JAX or PyTorch. Errors caused by the input end the process with exit status 2 and
@@ -14,6 +14,7 @@ USAGE = """usage: algoperf <command> [flags]
 
 commands:
   run        train a submission on a workload (upstream submission_runner.py flags)
+  check      validate a submission without training it: algoperf check PATH [--workloads ...]
   score      score a directory of logs (upstream score_submissions.py flags)
   datasets   prepare or list datasets: algoperf datasets prepare NAME --data_dir DIR
   workloads  list every registered workload and variant (--params adds parameter counts)
@@ -25,7 +26,7 @@ commands:
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean "bad input": reported in one line, exit status 2."""
     from algoperf import registry, tuning
-    from algoperf.runner import submission, trial
+    from algoperf.runner import checkpoint, submission, trial
 
     errors: list[type[BaseException]] = [
         ValueError,
@@ -34,6 +35,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
         tuning.SearchSpaceError,
         submission.SubmissionError,
         trial.RunError,
+        checkpoint.CheckpointError,
     ]
     try:
         from algoperf.data import DataError
@@ -56,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from algoperf.runner.cli import main as run_main
 
             return run_main(rest)
+        if command == "check":
+            from algoperf.check import main as check_main
+
+            return check_main(rest)
         if command == "score":
             from scoring.cli import main as score_main
 

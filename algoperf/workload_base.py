@@ -7,14 +7,33 @@ and drives evaluation through two hooks the framework layer provides:
 * `_numpy_batches(split, ...)`: framework-free numpy batches from the family's `data.py`;
 * `_eval_batch(params, model_state, batch, rng)`: per-example metric arrays for one padded batch.
 
-Evaluation is deterministic by construction: batches have a fixed order and a fixed padded shape,
-per-example values come back to the host and are summed in float64 in example order, so results
-do not depend on how examples are split into batches or on loader worker counts.
+Evaluation is deterministic by construction, so eval metrics are bit-identical whatever the eval
+batch size, the padding of the last batch, or the number of loader workers:
+
+* the loader's batches (any size, any worker count; loaders return batches in order) are
+  re-cut on the host into **fixed-shape device chunks** of ``eval_rows_per_device`` real examples
+  per device, in example order, the last one zero-padded with weight 0. A model's per-example
+  outputs can change in the last bits with the shape it runs on (matrix-multiply blocking
+  depends on the batch dimension), so every example always runs in a chunk of the same shape,
+  at the same position. The eval batch size then only sets how much the loader hands over at
+  once; device memory is bounded by the chunk;
+* per-example values come back to the host, padding is dropped by weight, and each metric is
+  summed exactly (``math.fsum`` of float64 values: correctly rounded, independent of order);
+* every split must count exactly its number of examples (checked).
+
+``eval_rows_per_device`` defaults to ``eval_batch_size // 8``: the rows each of the 8 devices of
+upstream's reference system computes per eval call, so device memory per eval call matches
+upstream's. Families may override it. Results still depend on the device count (a different
+per-device program) and, on GPUs, on non-deterministic kernels.
+
+Loader workers: families whose eval loaders decode in parallel read ``self.eval_num_workers``
+(None: the family's default), set by the runner from ``--pytorch_eval_num_workers``.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +42,16 @@ import numpy as np
 from algoperf import spec
 from algoperf.workload_config import WorkloadConfig
 
+# Devices of upstream's reference system (8 GPUs): the eval batch size is split over them.
+REFERENCE_DEVICES = 8
+
 
 class ConfiguredWorkload(spec.Workload):
     """A `spec.Workload` whose numbers come from a `WorkloadConfig`."""
 
     framework: str = ""
+    # Eval loader workers (None: the family's default); results do not depend on it.
+    eval_num_workers: int | None = None
 
     def __init__(self, config: WorkloadConfig, **kwargs: Any) -> None:
         super().__init__()
@@ -136,6 +160,15 @@ class ConfiguredWorkload(spec.Workload):
     ) -> dict[str, np.ndarray]:
         """Per-example float arrays (e.g. 'loss', 'accuracy') for one device batch, on the host."""
 
+    @property
+    def eval_rows_per_device(self) -> int:
+        """Examples per device in every eval computation (the fixed device chunk)."""
+        return max(1, self.eval_batch_size // REFERENCE_DEVICES)
+
+    def _eval_num_shards(self) -> int:
+        """Devices (or DDP ranks) an eval chunk is split over (framework layers override)."""
+        return 1
+
     def check_data(self, data_dir: str) -> None:
         """Fail early (before any log is written) if the training data cannot be read."""
         next(iter(self._numpy_batches("train", data_dir, 1, seed=0)))
@@ -156,18 +189,19 @@ class ConfiguredWorkload(spec.Workload):
         global_step: int = 0,
     ) -> dict[str, float]:
         del global_step
-        chunks: dict[str, list[np.ndarray]] = {}
-        weights: list[np.ndarray] = []
-        for batch in self._numpy_batches(
+        chunk_rows = self.eval_rows_per_device * self._eval_num_shards()
+        batches = self._numpy_batches(
             split, data_dir, global_batch_size, seed=0, num_examples=num_examples
-        ):
-            per_example = self._eval_batch(params, model_state, self._to_device(batch), rng)
-            w = batch["weights"].astype(bool)
-            weights.append(w)
+        )
+        sums: dict[str, float] = {}
+        counted = 0
+        for chunk in fixed_shape_chunks(batches, chunk_rows):
+            per_example = self._eval_batch(params, model_state, self._to_device(chunk), rng)
+            w = chunk["weights"].astype(bool)
+            counted += int(_real_rows(chunk["weights"]).sum())
             for k, v in per_example.items():
-                chunks.setdefault(k, []).append(np.asarray(v)[w])
-        sums = {k: float(np.sum(np.concatenate(v), dtype=np.float64)) for k, v in chunks.items()}
-        counted = int(sum(w.sum() for w in weights))
+                kept = np.asarray(v, dtype=np.float64)[w]
+                sums[k] = math.fsum((sums.get(k, 0.0), math.fsum(kept.ravel().tolist())))
         if counted != num_examples:
             raise RuntimeError(
                 f"{self.config.name}: evaluated {counted} examples of split {split!r}, "
@@ -195,6 +229,60 @@ class ConfiguredWorkload(spec.Workload):
             if num_batches is not None and i >= num_batches:
                 return
             yield self._to_device(batch)
+
+
+def _real_rows(weights: np.ndarray) -> np.ndarray:
+    """Rows that hold an example (any non-zero weight; padding rows are all zero)."""
+    w = np.asarray(weights)
+    return w.reshape(len(w), -1).any(axis=1) if w.ndim > 1 else w != 0
+
+
+def fixed_shape_chunks(
+    batches: Iterator[dict[str, np.ndarray]], rows: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Re-cut eval batches into chunks of exactly `rows` rows, in example order.
+
+    Padding rows (all weights 0) of the input batches are dropped; only the last chunk is padded
+    (zeros, weight 0). The chunks are therefore the same whatever size, padding or number of
+    loader workers produced `batches`.
+    """
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    pending: list[dict[str, np.ndarray]] = []
+    buffered = 0
+    for batch in batches:
+        real = _real_rows(batch["weights"])
+        if not real.all():
+            batch = {k: v[real] for k, v in batch.items()}
+        n = int(real.sum())
+        if n == 0:
+            continue
+        pending.append(batch)
+        buffered += n
+        if buffered < rows:
+            continue
+        joined = _concat(pending)
+        start = 0
+        while buffered - start >= rows:
+            yield {k: v[start : start + rows] for k, v in joined.items()}
+            start += rows
+        pending = [{k: v[start:] for k, v in joined.items()}] if buffered > start else []
+        buffered -= start
+    if buffered:
+        tail = _concat(pending)
+        yield {k: _pad_rows(v, rows) for k, v in tail.items()}
+
+
+def _concat(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(batches) == 1:
+        return batches[0]
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+def _pad_rows(value: np.ndarray, rows: int) -> np.ndarray:
+    out = np.zeros((rows, *value.shape[1:]), value.dtype)
+    out[: len(value)] = value
+    return out
 
 
 def seed_from_rng(rng: Any) -> int:

@@ -27,6 +27,9 @@ class JaxWorkload(ConfiguredWorkload):
     def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         return fjax.shard_batch(batch)
 
+    def _eval_num_shards(self) -> int:
+        return fjax.num_devices()
+
     @abc.abstractmethod
     def _per_example_metrics(
         self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any

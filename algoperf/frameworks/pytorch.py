@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -54,11 +55,42 @@ def sync(device: torch.device | None = None) -> None:
 
 def max_across_ranks(value: float, device: torch.device) -> float:
     """The maximum of `value` over DDP ranks (the slowest rank defines the clock)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    t = torch.tensor(value, dtype=torch.float64, device=device)
+    return max_across_ranks_many([value], device)[0]
+
+
+def max_across_ranks_many(values: Sequence[float], device: torch.device) -> list[float]:
+    """Element-wise maximum of `values` over DDP ranks, in one all-reduce (float64, exact)."""
+    if not distributed():
+        return [float(v) for v in values]
+    t = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.item()
+    return t.tolist()
+
+
+def broadcast_int(value: int, device: torch.device) -> int:
+    """Rank 0's `value` on every rank (exact for any signed 64-bit integer)."""
+    if not distributed():
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
+
+
+def distributed() -> bool:
+    """True when a process group is up (several ranks share the run)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op without a process group)."""
+    if distributed():
+        dist.barrier()
+
+
+def shutdown() -> None:
+    """Tear the process group down at the end of a run (as upstream's runner does)."""
+    if distributed():
+        dist.destroy_process_group()
 
 
 def update_batch_norm_fn(module: nn.Module, update_batch_norm: bool) -> None:

@@ -28,6 +28,9 @@ class PyTorchWorkload(ConfiguredWorkload):
     def device(self) -> torch.device:
         return self._dist.device
 
+    def _eval_num_shards(self) -> int:
+        return self._dist.world_size
+
     def _layout_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """Numpy inputs -> the model's layout (images: NHWC -> NCHW). Identity by default."""
         if inputs.ndim == 4:

@@ -8,6 +8,7 @@ booleans), so existing command lines and scripts work unchanged. Flags are parse
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -39,12 +40,22 @@ def define_flags() -> flags.FlagValues:
     )
     s("experiment_dir", None, "Root directory of experiments.", flag_values=fv)
     s("experiment_name", None, "Experiment sub-directory name.", flag_values=fv)
-    b("save_checkpoints", False, "Save checkpoints (not supported yet).", flag_values=fv)
-    b("save_intermediate_checkpoints", True, "Keep every checkpoint.", flag_values=fv)
+    b(
+        "save_checkpoints",
+        False,
+        "Checkpoint after every eval and at the end (logging time, not submission time).",
+        flag_values=fv,
+    )
+    b(
+        "save_intermediate_checkpoints",
+        True,
+        "Keep every checkpoint (false: only the latest).",
+        flag_values=fv,
+    )
     b(
         "resume_last_run",
         False,
-        "Resume from the last checkpoint (not supported yet).",
+        "Continue each unfinished trial from its latest checkpoint (finished trials are kept).",
         flag_values=fv,
     )
     b("append_timestamp", False, "Append a timestamp to experiment_name.", flag_values=fv)
@@ -71,10 +82,29 @@ def define_flags() -> flags.FlagValues:
         flag_values=fv,
     )
     s("log_level", "info", "Logging level (ours): debug, info, warning.", flag_values=fv)
+    i(
+        "eval_every_n_steps",
+        None,
+        "Ours: evaluate every N steps instead of every eval_period_time_sec "
+        "(reproducibility checks; not for scored runs).",
+        flag_values=fv,
+    )
+    s(
+        "progress",
+        "auto",
+        "Ours: live progress (true/false/auto; auto = a bar on a terminal, log lines otherwise).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "progress_interval_sec",
+        30.0,
+        "Ours: seconds between plain progress lines when stderr is not a terminal.",
+        flag_values=fv,
+    )
     return fv
 
 
-def _parse_bool_or_auto(value: str) -> bool | None:
+def _parse_bool_or_auto(value: str, flag: str = "torch_compile") -> bool | None:
     v = str(value).strip().lower()
     if v in ("auto", ""):
         return None
@@ -82,7 +112,7 @@ def _parse_bool_or_auto(value: str) -> bool | None:
         return True
     if v in ("false", "0", "no"):
         return False
-    raise ValueError(f"--torch_compile must be true, false or auto, got {value!r}")
+    raise ValueError(f"--{flag} must be true, false or auto, got {value!r}")
 
 
 def config_from_argv(argv: Sequence[str]) -> RunConfig:
@@ -127,16 +157,42 @@ def config_from_argv(argv: Sequence[str]) -> RunConfig:
         hparam_end_index=fv.hparam_end_index,
         torch_compile=_parse_bool_or_auto(fv.torch_compile),
         save_checkpoints=fv.save_checkpoints,
+        save_intermediate_checkpoints=fv.save_intermediate_checkpoints,
         resume_last_run=fv.resume_last_run,
         append_timestamp=fv.append_timestamp,
         skip_evals=fv.skip_evals,
         max_runtime_sec=fv.max_runtime_sec,
+        eval_every_n_steps=fv.eval_every_n_steps,
+        progress=_parse_bool_or_auto(fv.progress, "progress"),
+        progress_interval_sec=fv.progress_interval_sec,
+        # Unset: the workload's loaders choose (results do not depend on it either way).
+        eval_num_workers=(
+            fv.pytorch_eval_num_workers if fv["pytorch_eval_num_workers"].present else None
+        ),
         flags=values,
     )
 
 
+# Exit statuses of `algoperf run` (2 = bad input, from `algoperf.cli`).
+EXIT_OK = 0
+EXIT_TRIAL_FAILED = 1
+EXIT_PREEMPTED = 143  # 128 + SIGTERM: a scheduler sees the run did not finish
+
+
+def _rank() -> int:
+    for name in ("RANK", "LOCAL_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `algoperf run`; returns the process exit code."""
+    """Entry point of `algoperf run`; returns the process exit code.
+
+    0: every trial finished (reaching the target or not) or diverged; 1: a trial failed (its
+    traceback is in its ``failure.txt``); 143: stopped by SIGTERM after a checkpoint (resume
+    with ``--resume_last_run``); 2: bad input (raised to `algoperf.cli`).
+    """
     from algoperf.runner import trial
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -144,19 +200,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     for a in argv:
         if a.startswith("--log_level="):
             level = a.split("=", 1)[1]
+    if _rank() != 0:
+        level = "warning"  # every rank runs the same loop; rank 0 speaks for them
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     config = config_from_argv(argv)
-    summaries = trial.run(config)
-    for s in summaries:
-        ttt = "not reached" if s.time_to_target is None else f"{s.time_to_target:.2f}s"
-        print(
-            f"{config.workload}_{config.framework} trial {s.trial_index}: time to target {ttt}, "
-            f"score {s.score:.2f}s, {s.global_step} steps, {s.num_evals} evals, "
-            f"stopped: {s.stop_reason}, eval share {100 * s.eval_share_of_wall_time:.1f}%"
-        )
-        print(f"  logs: {s.trial_dir}")
-    return 0
+    outcome = trial.run(config)
+    if _rank() == 0:
+        for s in outcome.summaries:
+            ttt = "not reached" if s.time_to_target is None else f"{s.time_to_target:.2f}s"
+            print(
+                f"{config.workload}_{config.framework} trial {s.trial_index} [{s.status}]: "
+                f"time to target {ttt}, score {s.score:.2f}s, {s.global_step} steps, "
+                f"{s.num_evals} evals, stopped: {s.stop_reason}, "
+                f"eval share {100 * s.eval_share_of_wall_time:.1f}%"
+            )
+            if s.message:
+                print(f"  {s.message}")
+            print(f"  logs: {s.trial_dir}")
+        if outcome.preempted:
+            print(
+                "run stopped by SIGTERM; continue it with the same command plus --resume_last_run",
+                file=sys.stderr,
+            )
+    if outcome.preempted:
+        return EXIT_PREEMPTED
+    if any(s.status == "failed" for s in outcome.summaries):
+        return EXIT_TRIAL_FAILED
+    return EXIT_OK

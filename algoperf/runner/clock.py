@@ -3,22 +3,34 @@
 `time.perf_counter` (monotonic) replaces upstream's `time.time`, so a wall-clock adjustment
 during a run cannot shift a measurement. Tests inject a `FakeClock` to check the loop's
 accounting exactly.
+
+Under DDP every reading is the maximum over ranks (the slowest rank defines the clock), so all
+ranks take the same eval and budget decisions. `peek_agree` carries a small integer "stop code"
+(preemption, divergence) in the same all-reduce, so ranks also agree on when to stop without a
+second collective per step.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+ReduceMax = Callable[[Sequence[float]], Sequence[float]]
 
 
 class Clock:
-    """Reads time after waiting for queued device work (`sync`), max-reduced across ranks."""
+    """Reads time after waiting for queued device work (`sync`), max-reduced across ranks.
+
+    Args:
+      sync: waits for the device work producing `pending` (or all of it when None).
+      reduce_max: element-wise maximum of a list of floats over DDP ranks (None: one process).
+    """
 
     def __init__(
         self,
         sync: Callable[[Any], None] | None = None,
-        reduce_max: Callable[[float], float] | None = None,
+        reduce_max: ReduceMax | None = None,
     ) -> None:
         self._sync = sync
         self._reduce_max = reduce_max
@@ -37,8 +49,16 @@ class Clock:
         """
         t = time.perf_counter()
         if self._reduce_max is not None:
-            t = self._reduce_max(t)
+            t = float(self._reduce_max([t])[0])
         return t
+
+    def peek_agree(self, code: int = 0) -> tuple[float, int]:
+        """`peek` plus the maximum of `code` over ranks, in one collective."""
+        t = time.perf_counter()
+        if self._reduce_max is not None:
+            t, c = self._reduce_max([t, float(code)])
+            return float(t), int(c)
+        return t, code
 
 
 class FakeClock(Clock):
@@ -60,6 +80,9 @@ class FakeClock(Clock):
     def peek(self) -> float:
         return self.now()
 
+    def peek_agree(self, code: int = 0) -> tuple[float, int]:
+        return self.now(), code
+
 
 def for_framework(framework: str) -> Clock:
     """The real clock for a framework: JAX blocks on arrays, PyTorch syncs CUDA and reduces."""
@@ -80,5 +103,7 @@ def for_framework(framework: str) -> Clock:
         del pending
         fpt.sync(info.device)
 
-    reduce = (lambda t: fpt.max_across_ranks(t, info.device)) if info.use_ddp else None
+    reduce = (
+        (lambda values: fpt.max_across_ranks_many(values, info.device)) if info.use_ddp else None
+    )
     return Clock(sync=torch_sync, reduce_max=reduce)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import PurePath
 from typing import Any
 
 RULESETS = ("external", "self")
@@ -16,6 +17,12 @@ class RunConfig:
 
     Attributes mirror upstream's flags; ``torch_compile=None`` means "compile on CUDA only" (on a
     CPU the compile time would dominate small budgets), ``True``/``False`` are honoured as given.
+
+    Ours: ``eval_every_n_steps`` evaluates at fixed steps instead of every
+    ``eval_period_time_sec`` (reproducibility checks, not scored runs); ``progress`` is the live
+    display (None: a bar on a terminal, plain log lines otherwise; False: off);
+    ``progress_interval_sec`` the period of the plain lines; ``eval_num_workers`` the loader
+    workers of eval splits (``--pytorch_eval_num_workers``; results do not depend on it).
     """
 
     framework: str
@@ -35,11 +42,16 @@ class RunConfig:
     hparam_end_index: int | None = None
     torch_compile: bool | None = None
     save_checkpoints: bool = False
+    save_intermediate_checkpoints: bool = True
     resume_last_run: bool = False
     append_timestamp: bool = False
     skip_evals: bool = False
     self_tuning_budget_factor: float = SELF_TUNING_BUDGET_FACTOR
     max_runtime_sec: float | None = None
+    eval_every_n_steps: int | None = None
+    progress: bool | None = None
+    progress_interval_sec: float = 30.0
+    eval_num_workers: int | None = None
     flags: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +81,25 @@ class RunConfig:
             raise ValueError("--experiment_dir is required")
         if not self.experiment_name:
             raise ValueError("--experiment_name is required")
+        name = PurePath(self.experiment_name)
+        if name.is_absolute() or ".." in name.parts:
+            raise ValueError(
+                f"--experiment_name must be a relative name inside --experiment_dir, got "
+                f"{self.experiment_name!r} (so that --overwrite can never reach outside it)"
+            )
+        if self.eval_every_n_steps is not None and self.eval_every_n_steps < 1:
+            raise ValueError(f"--eval_every_n_steps must be >= 1, got {self.eval_every_n_steps}")
+        if self.overwrite and self.resume_last_run:
+            raise ValueError(
+                "--overwrite and --resume_last_run exclude each other: resume keeps the trials' "
+                "results, overwrite deletes them"
+            )
+        if self.progress_interval_sec <= 0:
+            raise ValueError(
+                f"--progress_interval_sec must be positive, got {self.progress_interval_sec}"
+            )
+        if self.eval_num_workers is not None and self.eval_num_workers < 0:
+            raise ValueError(f"eval loader workers must be >= 0, got {self.eval_num_workers}")
 
     @property
     def self_tuning(self) -> bool:

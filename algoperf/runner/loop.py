@@ -45,6 +45,37 @@ Per iteration:
    (logging time).
 8. The loop ends when both validation and test targets have been reached, when training is
    complete, or when the budget is exhausted.
+
+Eval schedule (ours, opt-in): with ``eval_every_n_steps = n`` the eligible points are the steps
+that are multiples of ``n`` (and the end of training) instead of the wall-clock period; budget
+checks and ``prepare_for_eval`` happen there exactly as above. It makes the eval points a
+function of the step count, for reproducibility checks; scored runs keep the time-based rule.
+
+Stopping early (ours). After each step the runner's stop code (`should_stop`: a SIGTERM, or a
+non-finite loss the submission logged) is max-reduced across ranks in the same reading as the
+step's end, so every rank stops at the same step. A stop makes that reading a synchronised one
+(the step's queued device work is submission time); an eligible point still runs its eval
+first; then the loop ends with ``stop_reason`` ``"preempted"`` or ``"diverged"``. A non-finite
+value in an eval row also ends the trial as ``"diverged"`` once the row is written.
+
+Checkpoints (logging time, never submission time). With ``checkpoint_at_evals`` a `Snapshot` is
+handed to `on_checkpoint` right after each eval row is written (so the time spent saving it is
+logging time), and once more when the loop ends, unless the last one was taken at the same step;
+a preempted loop always takes one. A snapshot is taken at a synchronised reading ``t`` and holds
+the accumulators, ``total_duration = t - start`` and ``since_last_eval = t - last_eval_time``,
+all as of ``t``. The time spent writing it is not part of the snapshot (it cannot be), so after a
+resume both ``total_duration`` and the accumulators continue from ``t``: the invariant
+``total_duration == submission + eval + logging`` holds exactly across a resume, and the time
+lost between the snapshot and the kill (redone work, restart) is counted nowhere.
+
+Resume (`ResumePoint`). Set-up is the same as for a fresh trial (keys, ``init_model_fn``,
+``init_optimizer_state``), then `ResumePoint.restore` loads the saved parameters, optimizer
+state, model state and process RNG states into those fresh structures; the train input queue
+restarts at the number of batches drawn before the snapshot (``start_step``), and the per-step
+keys are a pure function of (trial key, global_step). The clock restarts with every accumulator
+and ``total_duration`` as saved; the eval schedule restores the time since the last eval
+(``last_eval_time = resume_start - since_last_eval``), i.e. the schedule continues as if the run
+had paused at the snapshot; the eval results so far are restored too.
 """
 
 from __future__ import annotations
@@ -54,7 +85,7 @@ import inspect
 import logging
 import math
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from algoperf import rng as rng_lib
@@ -62,6 +93,20 @@ from algoperf import spec
 from algoperf.runner.clock import Clock
 
 log = logging.getLogger(__name__)
+
+# Stop codes, max-reduced across ranks (a larger code wins).
+STOP_NONE = 0
+STOP_DIVERGED = 1
+STOP_PREEMPTED = 2
+
+# TrainState fields a checkpoint carries (the rest is derived or reset on resume).
+RESTORED_FIELDS = (
+    "validation_goal_reached",
+    "test_goal_reached",
+    "accumulated_submission_time",
+    "accumulated_eval_time",
+    "accumulated_logging_time",
+)
 
 
 @dataclasses.dataclass
@@ -81,6 +126,53 @@ class TrainState:
     def as_mapping(self) -> types.MappingProxyType:
         """A live read-only view (upstream passes ``MappingProxyType`` of its state dict)."""
         return types.MappingProxyType(vars(self))
+
+
+@dataclasses.dataclass
+class LiveStatus:
+    """What a progress display reads while the loop runs: plain attribute writes, no locks.
+
+    ``phase`` is ``setup``, ``training``, ``eval``, ``logging`` or ``done``; ``global_step`` and
+    ``train_state`` are updated in place by the loop; ``last_eval`` is the latest eval row.
+    """
+
+    phase: str = "setup"
+    global_step: int = 0
+    train_state: TrainState | None = None
+    last_eval: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """Everything a checkpoint saves, as of one synchronised clock reading (see module doc)."""
+
+    reason: str  # "eval", "final" or "preempted"
+    global_step: int
+    batches_drawn: int
+    model_params: Any
+    model_state: Any
+    optimizer_state: Any
+    train_state: dict[str, Any]
+    eval_results: list[tuple[int, dict[str, Any]]]
+    total_duration: float
+    since_last_eval: float | None  # None: no eval (or eligible point) yet
+
+
+@dataclasses.dataclass
+class ResumePoint:
+    """Where a resumed trial continues; `restore` fills fresh state with the saved arrays.
+
+    ``restore(model_params, model_state, optimizer_state)`` returns the restored triple and also
+    restores the process RNG states (it runs after ``init_model_fn``, which may seed them).
+    """
+
+    global_step: int
+    batches_drawn: int
+    train_state: dict[str, Any]
+    eval_results: list[tuple[int, dict[str, Any]]]
+    total_duration: float
+    since_last_eval: float | None
+    restore: Callable[[Any, Any, Any], tuple[Any, Any, Any]]
 
 
 @dataclasses.dataclass
@@ -106,11 +198,81 @@ class LoopSettings:
     eval_batch_size: int | None = None
     skip_evals: bool = False
     preemption_count: int = 0
+    eval_every_n_steps: int | None = None
+    checkpoint_at_evals: bool = False
+
+
+class CountingQueue(Iterator[Any]):
+    """The train input queue as the submission sees it, counting the batches it draws.
+
+    The count is the input pipeline's position saved in a checkpoint (a submission may draw
+    more or fewer than one batch per step). One attribute update per draw.
+    """
+
+    __slots__ = ("_it", "drawn")
+
+    def __init__(self, it: Iterator[Any], drawn: int = 0) -> None:
+        self._it = it
+        self.drawn = drawn
+
+    def __iter__(self) -> CountingQueue:
+        return self
+
+    def __next__(self) -> Any:
+        batch = next(self._it)
+        self.drawn += 1
+        return batch
 
 
 def accepts_train_state(update_params: Callable[..., Any]) -> bool:
     """Whether `update_params` declares a ``train_state`` parameter (upstream's rule)."""
     return "train_state" in inspect.signature(update_params).parameters
+
+
+def _accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def build_train_queue(
+    workload: spec.Workload,
+    data_rng: Any,
+    data_dir: str,
+    global_batch_size: int,
+    start_step: int = 0,
+) -> CountingQueue:
+    """The train input queue positioned at batch `start_step` (exact resume).
+
+    Workloads whose ``_build_input_queue`` takes ``start_step`` jump there directly; others are
+    replayed batch by batch (correct, only slower).
+    """
+    build = workload._build_input_queue
+    if start_step and _accepts_keyword(build, "start_step"):
+        queue = build(
+            data_rng,
+            "train",
+            data_dir=data_dir,
+            global_batch_size=global_batch_size,
+            start_step=start_step,
+        )
+    else:
+        queue = build(data_rng, "train", data_dir=data_dir, global_batch_size=global_batch_size)
+        for _ in range(start_step):
+            next(queue)
+    return CountingQueue(iter(queue), start_step)
+
+
+def all_finite(metrics: dict[str, Any]) -> bool:
+    """False if any float value of an eval row is NaN or infinite."""
+    for value in metrics.values():
+        if isinstance(value, bool | int | str) or value is None:
+            continue
+        try:
+            if not math.isfinite(float(value)):
+                return False
+        except (TypeError, ValueError):
+            continue
+    return True
 
 
 def train_once(
@@ -123,7 +285,11 @@ def train_once(
     clock: Clock,
     on_eval: Callable[[dict[str, Any]], float] | None = None,
     reset_memory: Callable[[], None] | None = None,
-    prepare_model: Callable[[Any], Any] | None = None,
+    prepare_model: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    on_checkpoint: Callable[[Snapshot], None] | None = None,
+    resume: ResumePoint | None = None,
+    should_stop: Callable[[], int] | None = None,
+    live: LiveStatus | None = None,
 ) -> LoopResult:
     """Train one trial to the target or the budget.
 
@@ -133,38 +299,80 @@ def train_once(
       global_batch_size: from the submission's ``get_batch_size``.
       hyperparameters: a ``Hyperparameters`` namedtuple (external tuning) or None (self-tuning).
       trial_rng: the trial key (`algoperf.rng.trial_rng`).
-      settings: budget, data locations, step limit.
+      settings: budget, data locations, step limit, eval schedule, checkpointing.
       clock: the clock (synchronises devices before reading time).
-      on_eval: called with each eval row in the logging phase (writes the CSV row, checkpoints);
-        it runs untimed, and the time it takes is accounted as logging time.
+      on_eval: called with each eval row in the logging phase (writes the CSV row); it runs
+        untimed, and the time it takes is accounted as logging time.
       reset_memory: called before each eval (untimed), e.g. to free accelerator caches.
-      prepare_model: applied to the initial parameters before the optimizer is built (untimed),
-        e.g. ``torch.compile``.
+      prepare_model: ``(params, model_state) -> (params, model_state)`` applied after
+        ``init_model_fn`` and before the optimizer is built (untimed), e.g. ``torch.compile`` or
+        replication over a device mesh.
+      on_checkpoint: saves a `Snapshot` (logging time); see the module docstring for when.
+      resume: continue a checkpointed trial instead of starting fresh.
+      should_stop: polled after every step (cheap): a ``STOP_*`` code.
+      live: updated in place for a progress display.
 
     Returns:
       A `LoopResult`; all times are seconds.
     """
+    live = live if live is not None else LiveStatus()
     rngs = rng_lib.train_rngs(trial_rng)
-    input_queue = workload._build_input_queue(
-        rngs.data, "train", data_dir=settings.data_dir, global_batch_size=global_batch_size
+    input_queue = build_train_queue(
+        workload,
+        rngs.data,
+        settings.data_dir,
+        global_batch_size,
+        start_step=resume.batches_drawn if resume is not None else 0,
     )
     model_params, model_state = workload.init_model_fn(rngs.model_init)
     if prepare_model is not None:
-        model_params = prepare_model(model_params)
+        model_params, model_state = prepare_model(model_params, model_state)
     optimizer_state = submission.init_optimizer_state(
         workload, model_params, model_state, hyperparameters, rngs.opt_init
     )
     pass_train_state = accepts_train_state(submission.update_params)
     prepare_for_eval = getattr(submission, "prepare_for_eval", None)
     eval_batch_size = settings.eval_batch_size or workload.eval_batch_size
+    every = settings.eval_every_n_steps
 
     state = TrainState()
     train_state_view = state.as_mapping()
     eval_results: list[tuple[int, dict[str, Any]]] = []
     global_step = 0
+    if resume is not None:
+        model_params, model_state, optimizer_state = resume.restore(
+            model_params, model_state, optimizer_state
+        )
+        global_step = resume.global_step
+        eval_results = [(step, dict(row)) for step, row in resume.eval_results]
+        for name in RESTORED_FIELDS:
+            setattr(state, name, resume.train_state[name])
     stop_reason = ""
+    last_snapshot_step = global_step if resume is not None else -1
     start = clock.now()
     state.last_step_end_time = start
+    if resume is not None:
+        start -= resume.total_duration
+        if resume.since_last_eval is not None:
+            state.last_eval_time = state.last_step_end_time - resume.since_last_eval
+    live.train_state = state
+    live.global_step = global_step
+    live.phase = "training"
+
+    def snapshot(reason: str, at: float) -> Snapshot:
+        since = at - state.last_eval_time if math.isfinite(state.last_eval_time) else None
+        return Snapshot(
+            reason=reason,
+            global_step=global_step,
+            batches_drawn=input_queue.drawn,
+            model_params=model_params,
+            model_state=model_state,
+            optimizer_state=optimizer_state,
+            train_state={name: getattr(state, name) for name in RESTORED_FIELDS},
+            eval_results=list(eval_results),
+            total_duration=at - start,
+            since_last_eval=since,
+        )
 
     while True:
         step = rng_lib.step_rngs(rngs.loop, global_step)
@@ -200,22 +408,27 @@ def train_once(
             stop_reason = "training_complete"
         del batch
         global_step += 1
+        live.global_step = global_step
         if settings.max_global_steps is not None and global_step >= settings.max_global_steps:
             state.training_complete = True
             stop_reason = stop_reason or "max_global_steps"
 
-        step_end = clock.peek()
-        eligible = (
-            step_end - state.last_eval_time >= workload.eval_period_time_sec
-            or state.training_complete
-        )
-        if eligible:
+        step_end, stop_code = clock.peek_agree(should_stop() if should_stop is not None else 0)
+        if every is not None:
+            eligible = global_step % every == 0 or state.training_complete
+        else:
+            eligible = (
+                step_end - state.last_eval_time >= workload.eval_period_time_sec
+                or state.training_complete
+            )
+        if eligible or stop_code:
             # Wait for the queued device work of every step since the last reading: the time
-            # accumulated at an eval point is then exact.
+            # accumulated at an eval point (or a stop) is then exact.
             step_end = clock.now((optimizer_state, model_params, model_state))
         state.accumulated_submission_time += step_end - state.last_step_end_time
         state.last_step_end_time = step_end
 
+        diverged = False
         if eligible:
             if prepare_for_eval is not None:
                 optimizer_state, model_params, model_state = prepare_for_eval(
@@ -241,6 +454,7 @@ def train_once(
             if settings.skip_evals:
                 state.last_eval_time = state.last_step_end_time
             else:
+                live.phase = "eval"
                 eval_start = state.last_step_end_time
                 if reset_memory is not None:
                     reset_memory()
@@ -268,6 +482,8 @@ def train_once(
                     preemption_count=settings.preemption_count,
                 )
                 eval_results.append((global_step, latest))
+                live.last_eval = latest
+                live.phase = "logging"
                 log.info(
                     "step %d  submission time %.1fs  %s",
                     global_step,
@@ -277,15 +493,40 @@ def train_once(
                 logging_end = eval_end
                 if on_eval is not None:
                     on_eval(latest)
+                if settings.checkpoint_at_evals and on_checkpoint is not None:
+                    on_checkpoint(snapshot("eval", eval_end))
+                    last_snapshot_step = global_step
+                if on_eval is not None or settings.checkpoint_at_evals:
                     logging_end = clock.now()
                 state.accumulated_logging_time += logging_end - eval_end
                 state.last_step_end_time = logging_end
+                diverged = not all_finite(latest)
+                live.phase = "training"
 
+        if diverged:
+            stop_reason = "diverged"
+            break
         if state.validation_goal_reached and state.test_goal_reached:
             stop_reason = "targets_reached"
             break
         if state.training_complete:
             break
+        if stop_code == STOP_PREEMPTED:
+            stop_reason = "preempted"
+            break
+        if stop_code == STOP_DIVERGED:
+            stop_reason = "diverged"
+            break
+
+    wants_final = settings.checkpoint_at_evals or stop_reason == "preempted"
+    if on_checkpoint is not None and wants_final and last_snapshot_step != global_step:
+        live.phase = "logging"
+        at = state.last_step_end_time
+        on_checkpoint(snapshot("preempted" if stop_reason == "preempted" else "final", at))
+        done = clock.now()
+        state.accumulated_logging_time += done - at
+        state.last_step_end_time = done
+    live.phase = "done"
 
     return LoopResult(
         accumulated_submission_time=state.accumulated_submission_time,
