@@ -1,0 +1,44 @@
+"""What the JAX and PyTorch CIFAR-10 workloads share: the numpy input pipeline.
+
+Batches come from `workloads.cifar.data.numpy_batches` (NHWC float32 32x32 images, int32 labels;
+eval batches with 'weights'). Split sizes come from the config: a real run reads the official
+50,000 training and 10,000 test images; tests pass configs sized for their fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from algoperf.workload_config import WorkloadConfig
+from workloads.cifar import data
+
+
+class CifarData:
+    """Mixin: CIFAR-10 numpy batches and the fail-early data check."""
+
+    config: WorkloadConfig
+    _output_param_keys: tuple[str, ...]  # set by the model plumbing class
+
+    def _numpy_batches(
+        self,
+        split: str,
+        data_dir: str,
+        global_batch_size: int,
+        seed: int,
+        num_examples: int | None = None,
+        start_step: int = 0,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        return data.numpy_batches(
+            data_dir, self.config, split, global_batch_size, seed, num_examples, start_step
+        )
+
+    def check_data(self, data_dir: str) -> None:
+        """Fail before any log is written if a split cannot be read (decoded once, cached)."""
+        for split in data.SPLITS:
+            data.load_split(data_dir, self.config, split)
+
+    def is_output_params(self, param_key: Any) -> bool:
+        return param_key in self._output_param_keys
