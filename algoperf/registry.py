@@ -37,6 +37,15 @@ IMPLEMENTATIONS: dict[str, dict[str, str]] = {
         "jax": "workloads.mnist.workload_jax:MnistWorkload",
         "pytorch": "workloads.mnist.workload_pytorch:MnistWorkload",
     },
+    "cifar": {
+        "jax": "workloads.cifar.workload_jax:CifarWorkload",
+        "pytorch": "workloads.cifar.workload_pytorch:CifarWorkload",
+    },
+    # One entry class per framework: it builds the ResNet or ViT workload of config.model["arch"].
+    "imagenet": {
+        "jax": "workloads.imagenet.workload_jax:ImagenetWorkload",
+        "pytorch": "workloads.imagenet.workload_pytorch:ImagenetWorkload",
+    },
 }
 
 # Upstream's base workloads, in upstream's order (used to map a variant to its base name the way
