@@ -14,8 +14,17 @@ import pytest
 
 from algoperf import random_utils, spec
 from algoperf import rng as rng_lib
-from algoperf.runner.clock import FakeClock
-from algoperf.runner.loop import LoopSettings, accepts_train_state, train_once
+from algoperf.runner.clock import Clock, FakeClock
+from algoperf.runner.loop import (
+    STOP_DIVERGED,
+    STOP_NONE,
+    STOP_PREEMPTED,
+    LiveStatus,
+    LoopSettings,
+    ResumePoint,
+    accepts_train_state,
+    train_once,
+)
 from algoperf.workload_config import WorkloadConfig
 
 STEP = 1.0
@@ -334,3 +343,248 @@ def test_self_tuning_budget_is_one_and_a_half_times_external():
     config = _config(max_allowed_runtime_sec=100)
     assert config.budget_sec(self_tuning=False) == 100
     assert config.budget_sec(self_tuning=True) == 150
+
+
+# Resume, stop codes, fixed-step schedule, snapshots -------------------------------------------
+
+
+def run_with(clock, workload, submission, **kwargs):
+    """`train_once` with snapshot capture; returns (result, rows, snapshots)."""
+    random_utils.set_framework("pytorch")
+    rows, snapshots = [], []
+    settings = kwargs.pop("settings")
+
+    def on_eval(row):
+        clock.advance(LOG)
+        rows.append(dict(row))
+
+    def on_checkpoint(snapshot):
+        clock.advance(0.5)  # saving costs logging time
+        snapshots.append(snapshot)
+
+    result = train_once(
+        workload,
+        submission,
+        global_batch_size=2,
+        hyperparameters=None,
+        trial_rng=rng_lib.trial_rng(7, "pytorch", "external"),
+        settings=settings,
+        clock=clock,
+        on_eval=on_eval,
+        on_checkpoint=on_checkpoint,
+        **kwargs,
+    )
+    return result, rows, snapshots
+
+
+def _resume_from(snapshot):
+    return ResumePoint(
+        global_step=snapshot.global_step,
+        batches_drawn=snapshot.batches_drawn,
+        train_state=snapshot.train_state,
+        eval_results=snapshot.eval_results,
+        total_duration=snapshot.total_duration,
+        since_last_eval=snapshot.since_last_eval,
+        restore=lambda p, m, o: (
+            snapshot.model_params,
+            snapshot.model_state,
+            snapshot.optimizer_state,
+        ),
+    )
+
+
+def test_fixed_step_eval_schedule():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    settings = LoopSettings(budget_sec=1e9, data_dir="", max_global_steps=23, eval_every_n_steps=5)
+    result, rows, _ = run_with(clock, wl, make_submission(clock)[0], settings=settings)
+    assert [r["global_step"] for r in rows] == [5, 10, 15, 20, 23]
+    assert result.stop_reason == "max_global_steps"
+
+
+def test_checkpoints_at_evals_and_once_at_the_end():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    settings = LoopSettings(
+        budget_sec=1e9,
+        data_dir="",
+        max_global_steps=12,
+        eval_every_n_steps=5,
+        checkpoint_at_evals=True,
+    )
+    result, rows, snaps = run_with(clock, wl, make_submission(clock)[0], settings=settings)
+    # One per eval (5, 10, 12); the final state is the step-12 eval's, not saved twice.
+    assert [(s.reason, s.global_step) for s in snaps] == [("eval", 5), ("eval", 10), ("eval", 12)]
+    for snap, row in zip(snaps, rows):
+        assert snap.total_duration == row["total_duration"]
+        assert snap.train_state["accumulated_submission_time"] == row["score"]
+        assert snap.since_last_eval == 0.0
+        assert snap.batches_drawn == snap.global_step
+        assert snap.model_params["steps"] == snap.global_step
+    # Saving is logging time, never submission time.
+    assert result.train_state.accumulated_logging_time == pytest.approx(3 * (LOG + 0.5))
+    assert result.accumulated_submission_time == pytest.approx(12 * STEP)
+
+    # Budget stop: no eval at that point, so a final snapshot is taken there.
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(eval_period_time_sec=5), eval_cost=1.0)
+    settings = LoopSettings(budget_sec=12.0, data_dir="", checkpoint_at_evals=True)
+    result, _, snaps = run_with(clock, wl, make_submission(clock)[0], settings=settings)
+    assert result.stop_reason == "budget"
+    assert snaps[-1].reason == "final" and snaps[-1].global_step == result.global_step
+
+
+def test_resume_continues_clock_schedule_and_rows_exactly():
+    """Interrupt after a checkpoint, resume: the rows equal an uninterrupted run's exactly."""
+    settings = LoopSettings(budget_sec=60.0, data_dir="", checkpoint_at_evals=True)
+
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=2.0, rate=0.001)
+    full, full_rows, _ = run_with(clock, wl, make_submission(clock)[0], settings=settings)
+
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=2.0, rate=0.001)
+    sub, _ = make_submission(clock, raise_at=16)  # "dies" after step 16 (past the 2nd eval)
+    _, part_rows, snaps = run_with(clock, wl, sub, settings=settings)
+    assert [r["global_step"] for r in part_rows] == [1, 11, 16]
+    snap = next(s for s in snaps if s.global_step == 11)
+
+    clock = FakeClock(start=50_000.0)  # a new process: the clock's origin means nothing
+    wl = FakeWorkload(clock, _config(), eval_cost=2.0, rate=0.001)
+    rest, rest_rows, _ = run_with(
+        clock, wl, make_submission(clock)[0], settings=settings, resume=_resume_from(snap)
+    )
+    resumed_rows = part_rows[:2] + rest_rows
+    exact = ["global_step", "score", "accumulated_eval_time", "validation/accuracy"]
+    assert [[r[k] for k in exact] for r in resumed_rows] == [
+        [r[k] for k in exact] for r in full_rows
+    ]
+    # The checkpointed row's own logging (its CSV write and the save) happened after the
+    # snapshot, so it is counted nowhere after the resume, in total_duration and logging time
+    # alike; the parts still add up exactly.
+    lost = LOG + 0.5
+    for r, f in zip(resumed_rows[2:], full_rows[2:]):
+        assert f["total_duration"] - r["total_duration"] == pytest.approx(lost)
+        assert f["accumulated_logging_time"] - r["accumulated_logging_time"] == pytest.approx(lost)
+        parts = r["accumulated_submission_time"] + r["accumulated_eval_time"]
+        assert r["total_duration"] == pytest.approx(parts + r["accumulated_logging_time"])
+    assert rest.global_step == full.global_step
+    assert rest.accumulated_submission_time == pytest.approx(full.accumulated_submission_time)
+
+
+def test_resume_restores_time_since_last_eval_and_input_position():
+    seen_starts = []
+
+    class Queueing(FakeWorkload):
+        def _build_input_queue(self, data_rng, split, data_dir, global_batch_size, start_step=0):
+            seen_starts.append(start_step)
+            return super()._build_input_queue(data_rng, split, data_dir, global_batch_size)
+
+    clock = FakeClock()
+    wl = Queueing(clock, _config(eval_period_time_sec=10), eval_cost=1.0)
+    snap = types.SimpleNamespace(
+        global_step=30,
+        batches_drawn=31,
+        train_state=dict(
+            validation_goal_reached=False,
+            test_goal_reached=False,
+            accumulated_submission_time=30.0,
+            accumulated_eval_time=3.0,
+            accumulated_logging_time=0.75,
+        ),
+        eval_results=[],
+        total_duration=33.75,
+        since_last_eval=6.0,
+        model_params={"w": 0.0, "steps": 30},
+        model_state=None,
+        optimizer_state={},
+    )
+    settings = LoopSettings(budget_sec=1e9, data_dir="", max_global_steps=40)
+    _, rows, _ = run_with(
+        clock, wl, make_submission(clock)[0], settings=settings, resume=_resume_from(snap)
+    )
+    assert seen_starts == [31]
+    # 6 s had passed since the last eval: the next is due 4 steps (4 s) after the resume.
+    assert [r["global_step"] for r in rows] == [34, 40]
+    assert rows[0]["total_duration"] == pytest.approx(33.75 + 4.0 + 1.0)
+
+
+def test_stop_codes_end_the_loop_after_the_step():
+    for code, reason in ((STOP_PREEMPTED, "preempted"), (STOP_DIVERGED, "diverged")):
+        clock = FakeClock()
+        wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+        calls = []
+
+        def should_stop(code=code, calls=calls):
+            calls.append(1)
+            return code if len(calls) >= 4 else STOP_NONE
+
+        settings = LoopSettings(budget_sec=1e9, data_dir="")
+        result, rows, snaps = run_with(
+            clock, wl, make_submission(clock)[0], settings=settings, should_stop=should_stop
+        )
+        assert result.stop_reason == reason and result.global_step == 4
+        assert [r["global_step"] for r in rows] == [1]
+        if code == STOP_PREEMPTED:
+            # Preemption always saves, even without checkpoint_at_evals.
+            assert [(s.reason, s.global_step) for s in snaps] == [("preempted", 4)]
+            assert snaps[0].train_state["accumulated_submission_time"] == pytest.approx(4 * STEP)
+        else:
+            assert snaps == []
+
+
+def test_nan_eval_metric_marks_divergence():
+    clock = FakeClock()
+
+    class Nan(FakeWorkload):
+        def eval_model(self, *args):
+            out = super().eval_model(*args)
+            if args[-1] >= 11:
+                out["train/loss"] = float("nan")
+            return out
+
+    wl = Nan(clock, _config(), eval_cost=1.0)
+    result, rows, _ = run_with(
+        clock, wl, make_submission(clock)[0], settings=LoopSettings(budget_sec=1e9, data_dir="")
+    )
+    assert result.stop_reason == "diverged"
+    assert [r["global_step"] for r in rows] == [1, 11]  # the NaN row is written, then it stops
+
+
+def test_live_status_and_counting_queue():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    live = LiveStatus()
+    sub, _ = make_submission(clock)
+    base = sub.data_selection
+
+    def two_batches(workload, input_queue, *args):
+        base(workload, input_queue, *args)
+        return base(workload, input_queue, *args)
+
+    sub.data_selection = two_batches
+    result, _, snaps = run_with(
+        clock,
+        wl,
+        sub,
+        live=live,
+        settings=LoopSettings(
+            budget_sec=1e9, data_dir="", max_global_steps=5, checkpoint_at_evals=True
+        ),
+    )
+    assert live.global_step == 5 and live.phase == "done"
+    assert live.train_state is result.train_state and live.last_eval["global_step"] == 5
+    assert snaps[-1].batches_drawn == 10  # the pipeline position counts batches, not steps
+
+
+def test_clock_agreement_reduces_time_and_stop_code_together():
+    seen = []
+
+    def reduce_max(values):
+        seen.append(list(values))
+        return [v + 1.0 for v in values]  # another rank is later and has a higher code
+
+    clock = Clock(reduce_max=reduce_max)
+    _, code = clock.peek_agree(0)
+    assert code == 1 and len(seen) == 1 and len(seen[0]) == 2
+    assert clock.peek() > 0 and len(seen) == 2
