@@ -1,0 +1,165 @@
+"""Trial-level safety pieces: the workload-directory lock, what --overwrite may delete, the
+divergence flag from logged losses, out-of-memory detection, and the new runner flags."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from algoperf.runner import cli, loop, trial
+from algoperf.runner.config import RunConfig
+
+
+def test_lock_is_exclusive_names_the_holder_and_cleans_up(tmp_path):
+    wdir = tmp_path / "exp" / "name" / "mnist_jax"
+    first = trial.WorkloadLock(wdir)
+    first.acquire()
+    assert (wdir / ".lock").exists()
+    with pytest.raises(
+        trial.RunError, match=rf"in use by another algoperf run \(pid {os.getpid()}"
+    ):
+        trial.WorkloadLock(wdir).acquire()
+    first.release()
+    assert not (wdir / ".lock").exists()
+    second = trial.WorkloadLock(wdir)
+    second.acquire()
+    second.release()
+
+
+def test_lock_held_by_another_process(tmp_path):
+    wdir = tmp_path / "w"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from algoperf.runner.trial import WorkloadLock
+                lock = WorkloadLock({str(wdir)!r}); lock.acquire()
+                print("locked", flush=True)
+                sys.stdin.readline()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(trial.RunError, match=f"pid {holder.pid} on "):
+            trial.WorkloadLock(wdir).acquire()
+    finally:
+        holder.communicate("\n", timeout=30)
+    # The holder exited: the lock is free again.
+    lock = trial.WorkloadLock(wdir)
+    lock.acquire()
+    lock.release()
+
+
+def test_remove_trial_dir_touches_only_trial_dirs(tmp_path):
+    wdir = tmp_path / "w"
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "data.txt").write_text("keep")
+    tdir = wdir / "trial_1"
+    tdir.mkdir(parents=True)
+    (tdir / "link").symlink_to(outside)
+    (tdir / "hparams.json").write_text("{}")
+    (tdir / "eval_measurements.csv").write_text("a\n")
+    trial._remove_trial_dir(tdir, wdir, keep=("hparams.json",))
+    assert sorted(p.name for p in tdir.iterdir()) == ["hparams.json"]
+    trial._remove_trial_dir(tdir, wdir)
+    assert not tdir.exists()
+    # A trial "directory" that is a symlink: only the link goes.
+    (wdir / "trial_2").symlink_to(outside)
+    trial._remove_trial_dir(wdir / "trial_2", wdir)
+    assert (outside / "data.txt").read_text() == "keep"
+    for bad in (outside, wdir / "not_a_trial", tmp_path / "trial_3"):
+        with pytest.raises(trial.RunError, match="refusing to delete"):
+            trial._remove_trial_dir(bad, wdir)
+    assert (outside / "data.txt").exists()
+
+
+def _config(**kw):
+    base = dict(
+        framework="jax",
+        workload="mnist",
+        submission_path="s.py",
+        experiment_dir="/tmp/x",
+        experiment_name="e",
+        tuning_ruleset="self",
+    )
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/../../b"])
+def test_experiment_name_cannot_leave_experiment_dir(name):
+    with pytest.raises(ValueError, match="inside --experiment_dir"):
+        _config(experiment_name=name)
+
+
+def test_flag_conflicts_and_new_flags():
+    with pytest.raises(ValueError, match="exclude each other"):
+        _config(overwrite=True, resume_last_run=True)
+    with pytest.raises(ValueError, match="eval_every_n_steps"):
+        _config(eval_every_n_steps=0)
+    config = cli.config_from_argv(
+        [
+            "--framework=pytorch",
+            "--workload=mnist",
+            "--submission_path=s.py",
+            "--experiment_dir=/tmp/x",
+            "--experiment_name=e",
+            "--tuning_ruleset=self",
+            "--save_checkpoints",
+            "--nosave_intermediate_checkpoints",
+            "--eval_every_n_steps=50",
+            "--progress=false",
+            "--pytorch_eval_num_workers=2",
+        ]
+    )
+    assert config.save_checkpoints and not config.save_intermediate_checkpoints
+    assert config.eval_every_n_steps == 50 and config.progress is False
+    assert config.eval_num_workers == 2
+    unset = cli.config_from_argv(
+        [
+            "--framework=jax",
+            "--workload=mnist",
+            "--submission_path=s.py",
+            "--experiment_dir=/tmp/x",
+            "--experiment_name=e",
+            "--tuning_ruleset=self",
+        ]
+    )
+    assert unset.eval_num_workers is None and unset.progress is None
+
+
+def test_logged_non_finite_loss_flags_divergence(tmp_path):
+    guard = trial.StopGuard()
+    logger = trial.GuardedLogger(tmp_path, guard)
+    logger.append_scalar_metrics({"loss": 1.5, "grad_norm": math.inf}, 10)
+    assert guard.code() == loop.STOP_NONE  # only losses count
+    logger.append_scalar_metrics({"train_loss": math.nan}, 11)
+    assert guard.code() == loop.STOP_DIVERGED
+    null_guard = trial.StopGuard()
+    trial.NullLogger(null_guard).append_scalar_metrics({"loss": math.inf}, 3)
+    assert null_guard.code() == loop.STOP_DIVERGED
+    null_guard.preempted = True
+    assert null_guard.code() == loop.STOP_PREEMPTED
+
+
+def test_out_of_memory_is_recognised():
+    import torch
+
+    assert trial.is_out_of_memory(MemoryError())
+    assert trial.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried ..."))
+    assert trial.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating"))
+    assert not trial.is_out_of_memory(RuntimeError("shape mismatch"))
