@@ -760,7 +760,7 @@ def _failed(
         trial_dir=str(tdir),
         score=state.accumulated_submission_time if state is not None else 0.0,
         global_step=live.global_step,
-        num_evals=0,
+        num_evals=checkpoint.count_csv_rows(tdir / logs.EVAL_CSV) if proc.is_main else 0,
         stop_reason="error",
         time_to_target=None,
         eval_share_of_wall_time=0.0,

@@ -1,0 +1,188 @@
+"""Failures end a trial, not the run: divergence, exceptions and out-of-memory are recorded in
+the trial directory and the next trial runs; bad set-up, --overwrite and concurrent runs are safe."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from algoperf.cli import main
+from algoperf.runner import trial
+
+# fail_kind: 0 none, 1 logs a NaN loss, 2 raises, 3 runs out of memory, 4 NaN parameters (the
+# eval shows NaN), 5 init_optimizer_state raises (before training).
+SUBMISSION = textwrap.dedent(
+    """
+    import torch
+
+    from algoperf import spec
+
+
+    def get_batch_size(name):
+        return 64
+
+
+    def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+        if int(hyperparameters.fail_kind) == 5:
+            raise RuntimeError("cannot build the optimizer")
+        lr = hyperparameters.learning_rate
+        return {"optimizer": torch.optim.Adam(model_params.parameters(), lr=lr)}
+
+
+    def update_params(workload, current_param_container, current_params_types, model_state,
+                      hyperparameters, batch, loss_type, optimizer_state, eval_results,
+                      global_step, rng):
+        kind, at = int(hyperparameters.fail_kind), int(hyperparameters.fail_at)
+        if global_step == at and kind == 2:
+            raise ValueError("boom in update_params")
+        if global_step == at and kind == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        model = current_param_container
+        opt = optimizer_state["optimizer"]
+        opt.zero_grad()
+        logits, _ = workload.model_fn(model, batch, None, spec.ForwardPassMode.TRAIN, rng, False)
+        d = workload.loss_fn(batch["targets"], logits)
+        loss = d["summed"] / d["n_valid_examples"]
+        loss.backward()
+        opt.step()
+        if kind == 1 and global_step >= at:
+            workload.metrics_logger.append_scalar_metrics({"loss": float("nan")}, global_step)
+        if kind == 4 and global_step >= at:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(float("nan"))
+        return optimizer_state, model, model_state
+
+
+    def data_selection(workload, input_queue, optimizer_state, current_param_container,
+                       model_state, hyperparameters, global_step, rng):
+        return next(input_queue)
+    """
+)
+
+
+def _point(kind: int, at: int = 12) -> dict:
+    # A slow learning rate: no trial reaches the targets (and stops) within 30 steps.
+    return {"learning_rate": 1e-5, "fail_kind": kind, "fail_at": at}
+
+
+def _setup(tmp_path: Path, points: list[dict]) -> tuple[Path, Path]:
+    sub = tmp_path / "failing_pytorch.py"
+    sub.write_text(SUBMISSION)
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(points))
+    return sub, space
+
+
+def _argv(sub, space, data_dir, exp, n, *extra):
+    return [
+        "run",
+        "--framework=pytorch",
+        "--workload=fashion_mnist",
+        f"--submission_path={sub}",
+        f"--tuning_search_space={space}",
+        f"--num_tuning_trials={n}",
+        f"--experiment_dir={exp}",
+        "--experiment_name=f",
+        f"--data_dir={data_dir}",
+        "--rng_seed=5",
+        "--max_global_steps=30",
+        "--eval_every_n_steps=10",
+        "--progress=false",
+        *extra,
+    ]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_each_failure_is_recorded_and_the_next_trial_runs(mnist_data_dir, tmp_path, capsys):
+    points = [_point(4), _point(2), _point(3), _point(1), _point(0)]
+    sub, space = _setup(tmp_path, points)
+    exp = tmp_path / "exp"
+    code = main(_argv(sub, space, mnist_data_dir, exp, len(points)))
+    out = capsys.readouterr().out
+    assert code == 1  # a trial failed; all five ran
+    wdir = exp / "f" / "fashion_mnist_pytorch"
+    status = {k: json.loads((wdir / f"trial_{k}" / "status.json").read_text()) for k in range(1, 6)}
+    assert [status[k]["status"] for k in range(1, 6)] == [
+        "diverged",
+        "failed",
+        "failed",
+        "diverged",
+        "finished",
+    ]
+    # 1: NaN parameters show in the eval at step 20, the trial stops there.
+    rows1 = (wdir / "trial_1" / "eval_measurements.csv").read_text().splitlines()
+    assert len(rows1) == 3 and "nan" in rows1[-1]
+    assert status[1]["global_step"] == 20
+    # 2: the traceback is kept, naming the submission's line.
+    failure = (wdir / "trial_2" / "failure.txt").read_text()
+    assert failure.startswith("ValueError during training at step 12: boom in update_params")
+    assert "Traceback" in failure and "failing_pytorch.py" in failure
+    assert (wdir / "trial_2" / "eval_measurements.csv").exists()  # rows before the failure kept
+    # 3: out of memory is said plainly, with what to change.
+    oom = (wdir / "trial_3" / "failure.txt").read_text().splitlines()[0]
+    assert oom.startswith("out of memory during training at step 12")
+    assert "get_batch_size('fashion_mnist')" in oom and status[3]["message"] == oom
+    # 4: a logged NaN loss stops the trial after that step.
+    assert status[4]["global_step"] == 13 and status[4]["stop_reason"] == "diverged"
+    # 5: unaffected by the others.
+    assert status[5]["global_step"] == 30
+    assert not (wdir / "trial_5" / "failure.txt").exists()
+    assert "trial 2 [failed]" in out and "trial 3 [failed]" in out and "trial 5 [finished]" in out
+    record = json.loads((wdir / "trial_1" / "run_record.json").read_text())
+    assert record["result"]["status"] == "diverged"
+    assert not (wdir / ".lock").exists()  # released at the end
+
+
+def test_failure_before_training_removes_the_new_trial_and_stops(mnist_data_dir, tmp_path):
+    sub, space = _setup(tmp_path, [_point(5), _point(0)])
+    exp = tmp_path / "exp"
+    with pytest.raises(RuntimeError, match="cannot build the optimizer"):
+        main(_argv(sub, space, mnist_data_dir, exp, 2))
+    assert not list(exp.glob("**/trial_*"))
+
+
+def test_overwrite_deletes_only_the_trial(mnist_data_dir, tmp_path):
+    sub, space = _setup(tmp_path, [_point(0)])
+    exp = tmp_path / "exp"
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("data")
+    sibling = exp / "f" / "other_results.txt"
+    tdir = exp / "f" / "fashion_mnist_pytorch" / "trial_1"
+    tdir.mkdir(parents=True)
+    (tdir / "eval_measurements.csv").write_text("stale\n")
+    (tdir / "outside_link").symlink_to(outside)
+    sibling.write_text("not ours")
+    assert main(_argv(sub, space, mnist_data_dir, exp, 1, "--overwrite")) == 0
+    assert (outside / "keep.txt").read_text() == "data"
+    assert sibling.read_text() == "not ours"
+    assert not (tdir / "outside_link").exists()
+    assert "stale" not in (tdir / "eval_measurements.csv").read_text()
+
+
+def test_a_second_run_into_the_same_directory_is_refused(mnist_data_dir, tmp_path, capsys):
+    sub, space = _setup(tmp_path, [_point(0)])
+    exp = tmp_path / "exp"
+    lock = trial.WorkloadLock(exp / "f" / "fashion_mnist_pytorch")
+    lock.acquire()
+    try:
+        code = main(_argv(sub, space, mnist_data_dir, exp, 1))
+    finally:
+        lock.release()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "in use by another algoperf run (pid" in err[0] and "--experiment_name" in err[0]
+    assert not list(exp.glob("**/trial_*"))
