@@ -16,6 +16,7 @@ imagenet`` options.
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -250,6 +251,7 @@ def test_registry_builds_one_class_per_architecture(framework):
             assert type(workload) is classes[arch]
             assert isinstance(workload, module.ImagenetWorkload)
             assert workload.config is registry.get_config(name)
+            assert type(copy.copy(workload)) is classes[arch]
             outputs, others = OUTPUT_PARAMS[(arch, framework)]
             assert all(workload.is_output_params(k) for k in outputs)
             assert not any(workload.is_output_params(k) for k in others)
@@ -483,6 +485,38 @@ def test_pytorch_ddp_ranks_decode_their_rows(imagenet_archives, imagenet_root):
         part = first_batch(rank, 2)
         for k in ("inputs", "targets"):
             torch.testing.assert_close(part[k], whole[k][2 * rank : 2 * rank + 2], rtol=0, atol=0)
+
+
+def test_vit_eval_agrees_across_frameworks(imagenet_archives, imagenet_root):
+    """The same ViT weights evaluated by both workloads on the fixture give the same metrics:
+    the shared numpy pipeline, the NHWC -> NCHW layout and the per-example metrics agree."""
+    import jax
+
+    from workloads.imagenet import param_map
+
+    config = imagenet_config("imagenet_vit", imagenet_archives)
+    pt = registry.get_workload("imagenet_vit", "pytorch")
+    jx = registry.get_workload("imagenet_vit", "jax")
+    pt.config = jx.config = config
+    model, _ = pt.init_model_fn(np.array([0, 0]))
+    _random_head(model)
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    jax.eval_shape(jx.init_model_fn, jax.random.PRNGKey(0))  # builds the flax model, no compute
+    params, _ = param_map.vit_pytorch_to_jax(state, param_map.vit_layout(config.model))
+    params = jax.tree.map(jax.numpy.asarray, params)
+    for split, n in (
+        ("validation", config.num_validation_examples),
+        ("test", config.num_test_examples),
+    ):
+        kwargs = dict(
+            split=split, num_examples=n, global_batch_size=4, rng=None, data_dir=str(imagenet_root)
+        )
+        torch_metrics = pt._eval_model_on_split(params=model, model_state=None, **kwargs)
+        kwargs["rng"] = jax.random.PRNGKey(0)
+        jax_metrics = jx._eval_model_on_split(params=params, model_state=None, **kwargs)
+        assert torch_metrics.keys() == jax_metrics.keys() == {"accuracy", "loss"}
+        assert torch_metrics["accuracy"] == jax_metrics["accuracy"]
+        assert torch_metrics["loss"] == pytest.approx(jax_metrics["loss"], rel=1e-4)
 
 
 # `algoperf datasets prepare imagenet` options -----------------------------------------------------

@@ -111,10 +111,15 @@ class ImagenetWorkload(ImagenetData, JaxClassificationWorkload):
     """Registry entry: ``ImagenetWorkload(config=...)`` is the ResNet or ViT workload of
     ``config.model['arch']`` (one class per architecture; variants are config data)."""
 
-    def __new__(cls, config: WorkloadConfig, **kwargs: Any) -> ImagenetWorkload:
+    def __new__(cls, config: WorkloadConfig | None = None, **kwargs: Any) -> ImagenetWorkload:
         del kwargs
         if cls is ImagenetWorkload:
+            if config is None:
+                raise TypeError(
+                    "ImagenetWorkload needs the workload config: ImagenetWorkload(config)"
+                )
             cls = _ARCH_CLASSES[architecture(config)]
+        # (Concrete classes are also created without arguments, e.g. by copy and pickle.)
         return super().__new__(cls)
 
 

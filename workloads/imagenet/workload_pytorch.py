@@ -7,12 +7,14 @@ workload reuses with its own data and model.
 
 Under DDP every rank decodes only its rows of each training batch (the loader's ``shard``);
 the rows are identical to the same rows of the unsharded batch, so the global batch does not
-depend on the number of ranks.
+depend on the number of ranks. Eval batches are decoded whole by every rank, which then keeps
+its slice of each device chunk (the shared eval path). The ranks' loaders share the cores.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from algoperf import spec
+from algoperf.data.loader import default_num_workers
 from algoperf.frameworks.pytorch_workload import PyTorchClassificationWorkload
 from algoperf.workload_base import seed_from_rng
 from algoperf.workload_config import WorkloadConfig
@@ -107,11 +110,38 @@ class ImagenetWorkload(ImagenetData, PyTorchClassificationWorkload):
     """Registry entry: ``ImagenetWorkload(config=...)`` is the ResNet or ViT workload of
     ``config.model['arch']`` (one class per architecture; variants are config data)."""
 
-    def __new__(cls, config: WorkloadConfig, **kwargs: Any) -> ImagenetWorkload:
+    def __new__(cls, config: WorkloadConfig | None = None, **kwargs: Any) -> ImagenetWorkload:
         del kwargs
         if cls is ImagenetWorkload:
+            if config is None:
+                raise TypeError(
+                    "ImagenetWorkload needs the workload config: ImagenetWorkload(config)"
+                )
             cls = _ARCH_CLASSES[architecture(config)]
+        # (Concrete classes are also created without arguments, e.g. by copy and pickle.)
         return super().__new__(cls)
+
+    def _numpy_batches(
+        self,
+        split: str,
+        data_dir: str,
+        global_batch_size: int,
+        seed: int,
+        num_examples: int | None = None,
+        start_step: int = 0,
+        **options: Any,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """As `ImagenetData`, but DDP ranks share the cores: each rank's loaders get
+        ``default_num_workers() // world_size`` workers unless a count is set."""
+        world = self._dist.world_size
+        explicit = os.environ.get("ALGOPERF_NUM_DATA_WORKERS") or (
+            split != "train" and self.eval_num_workers is not None
+        )
+        if world > 1 and not explicit:
+            options.setdefault("num_workers", max(1, default_num_workers() // world))
+        return super()._numpy_batches(
+            split, data_dir, global_batch_size, seed, num_examples, start_step, **options
+        )
 
     def _build_input_queue(
         self,
