@@ -255,6 +255,11 @@ def test_registry_builds_one_class_per_architecture(framework):
             outputs, others = OUTPUT_PARAMS[(arch, framework)]
             assert all(workload.is_output_params(k) for k in outputs)
             assert not any(workload.is_output_params(k) for k in others)
+    with pytest.raises(TypeError, match="needs the workload config"):
+        module.ImagenetWorkload()
+    odd = registry.get_config("imagenet_vit").variant("imagenet_odd", model={"arch": "convnext"})
+    with pytest.raises(ValueError, match=r"workloads/imagenet/spec.py.*'convnext'"):
+        module.ImagenetWorkload(config=odd)
     cifar = registry.get_workload("cifar", framework)
     assert cifar.is_output_params(OUTPUT_PARAMS[("resnet", framework)][0][0])
     assert registry.implemented_frameworks("cifar") == ("jax", "pytorch")

@@ -15,7 +15,7 @@ not hold exactly that many images, so a real run always evaluates exactly
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -38,10 +38,26 @@ def architecture(config: WorkloadConfig) -> str:
 
 
 class ImagenetData:
-    """Mixin: ImageNet numpy batches (NHWC float32 224x224) and the fail-early data check."""
+    """Mixin: ImageNet numpy batches (NHWC float32 224x224) and the fail-early data check.
+
+    It also makes a framework's registry entry class (the class that sets ``architectures``,
+    ``{"resnet": ..., "vit": ...}``) a factory: ``Entry(config)`` is an instance of the class
+    of ``config.model['arch']``. One class per architecture serves all of its variants.
+    """
 
     config: WorkloadConfig
     eval_num_workers: int | None
+    architectures: ClassVar[dict[str, type]]
+
+    def __new__(cls, config: WorkloadConfig | None = None, **kwargs: Any) -> Any:
+        del kwargs
+        if "architectures" in vars(cls):  # the entry class itself
+            if config is None:
+                raise TypeError(f"{cls.__name__} needs the workload config: {cls.__name__}(config)")
+            cls = cls.architectures[architecture(config)]
+        # Concrete classes are also created without arguments (copy, pickle).
+        return super().__new__(cls)
+
     _output_param_keys: tuple[str, ...]  # set by the model plumbing class
 
     def _numpy_batches(

@@ -15,9 +15,8 @@ import jax
 from algoperf import spec
 from algoperf.frameworks import jax as fjax
 from algoperf.frameworks.jax_workload import JaxClassificationWorkload
-from algoperf.workload_config import WorkloadConfig
 from workloads.imagenet import resnet_jax, vit_jax
-from workloads.imagenet.common import ImagenetData, architecture
+from workloads.imagenet.common import ImagenetData
 
 
 class ResNetModel(JaxClassificationWorkload):
@@ -111,17 +110,6 @@ class ImagenetWorkload(ImagenetData, JaxClassificationWorkload):
     """Registry entry: ``ImagenetWorkload(config=...)`` is the ResNet or ViT workload of
     ``config.model['arch']`` (one class per architecture; variants are config data)."""
 
-    def __new__(cls, config: WorkloadConfig | None = None, **kwargs: Any) -> ImagenetWorkload:
-        del kwargs
-        if cls is ImagenetWorkload:
-            if config is None:
-                raise TypeError(
-                    "ImagenetWorkload needs the workload config: ImagenetWorkload(config)"
-                )
-            cls = _ARCH_CLASSES[architecture(config)]
-        # (Concrete classes are also created without arguments, e.g. by copy and pickle.)
-        return super().__new__(cls)
-
 
 class ImagenetResNetWorkload(ResNetModel, ImagenetWorkload):
     """imagenet_resnet, _silu, _gelu, _large_bn_init: ResNet-50 on ImageNet."""
@@ -131,7 +119,4 @@ class ImagenetVitWorkload(ViTModel, ImagenetWorkload):
     """imagenet_vit, _glu, _post_ln, _map: ViT-S/16 on ImageNet (RandAugment + mixup)."""
 
 
-_ARCH_CLASSES: dict[str, type[ImagenetWorkload]] = {
-    "resnet": ImagenetResNetWorkload,
-    "vit": ImagenetVitWorkload,
-}
+ImagenetWorkload.architectures = {"resnet": ImagenetResNetWorkload, "vit": ImagenetVitWorkload}

@@ -25,9 +25,8 @@ from algoperf import spec
 from algoperf.data.loader import default_num_workers
 from algoperf.frameworks.pytorch_workload import PyTorchClassificationWorkload
 from algoperf.workload_base import seed_from_rng
-from algoperf.workload_config import WorkloadConfig
 from workloads.imagenet import resnet_pytorch, vit_pytorch
-from workloads.imagenet.common import ImagenetData, architecture
+from workloads.imagenet.common import ImagenetData
 
 
 def _grad_context(train: bool) -> contextlib.AbstractContextManager:
@@ -110,17 +109,6 @@ class ImagenetWorkload(ImagenetData, PyTorchClassificationWorkload):
     """Registry entry: ``ImagenetWorkload(config=...)`` is the ResNet or ViT workload of
     ``config.model['arch']`` (one class per architecture; variants are config data)."""
 
-    def __new__(cls, config: WorkloadConfig | None = None, **kwargs: Any) -> ImagenetWorkload:
-        del kwargs
-        if cls is ImagenetWorkload:
-            if config is None:
-                raise TypeError(
-                    "ImagenetWorkload needs the workload config: ImagenetWorkload(config)"
-                )
-            cls = _ARCH_CLASSES[architecture(config)]
-        # (Concrete classes are also created without arguments, e.g. by copy and pickle.)
-        return super().__new__(cls)
-
     def _numpy_batches(
         self,
         split: str,
@@ -200,7 +188,4 @@ class ImagenetVitWorkload(ViTModel, ImagenetWorkload):
     """imagenet_vit, _glu, _post_ln, _map: ViT-S/16 on ImageNet (RandAugment + mixup)."""
 
 
-_ARCH_CLASSES: dict[str, type[ImagenetWorkload]] = {
-    "resnet": ImagenetResNetWorkload,
-    "vit": ImagenetVitWorkload,
-}
+ImagenetWorkload.architectures = {"resnet": ImagenetResNetWorkload, "vit": ImagenetVitWorkload}
