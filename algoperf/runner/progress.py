@@ -28,6 +28,7 @@ from algoperf.runner.loop import LiveStatus
 log = logging.getLogger("algoperf.progress")
 
 BAR_PERIOD_SEC = 0.5
+BAR_WIDTH = 16  # characters of the bar (submission time / budget)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,24 @@ class Tracker:
             parts.append(self.live.phase)
         return " | ".join(parts)
 
+    def describe_compact(self, r: Reading) -> str:
+        """The same facts in about 60 characters, for a bar on a narrow terminal."""
+        g = self.goal
+        budget = f"{g.budget_sec:.0f}s" if math.isfinite(g.budget_sec) else "inf"
+        steps = f"{r.step}" + (f"/{g.max_global_steps}" if g.max_global_steps is not None else "")
+        metric = _metric(self.live.last_eval, g.target_metric)
+        rate = f"{r.steps_per_sec:.0f}/s" if r.steps_per_sec is not None else "-/s"
+        parts = [
+            f"step {steps}",
+            f"{r.submission_time:.1f}/{budget}",
+            f"val {metric}/{g.target_value:g}",
+            rate,
+            f"ETA {_duration(r.eta_sec)}",
+        ]
+        if self.live.phase not in ("training", "done"):
+            parts.append(self.live.phase)
+        return " ".join(parts)
+
 
 def _metric(last_eval: dict[str, Any] | None, name: str) -> str:
     if not last_eval or f"validation/{name}" not in last_eval:
@@ -153,6 +172,8 @@ class Reporter:
         self._progress: Any = None
         self._task: Any = None
         self._swapped: list[tuple[logging.StreamHandler, IO[str]]] = []
+        # The bar shows "trial <k>"; the workload is in the log lines around it.
+        self._short_label = " ".join(goal.label.split()[-2:])
 
     def __enter__(self) -> Reporter:
         self.start()
@@ -200,10 +221,11 @@ class Reporter:
         line = self.tracker.describe(reading)
         if self._progress is not None:
             budget = self.tracker.goal.budget_sec
+            room = self._progress.console.width - len(self._short_label) - BAR_WIDTH - 4
             self._progress.update(
                 self._task,
                 completed=min(reading.submission_time, budget) if math.isfinite(budget) else 0,
-                info=line,
+                info=line if len(line) <= room else self.tracker.describe_compact(reading),
             )
             self._progress.refresh()
         elif self.mode == "lines":
@@ -215,26 +237,27 @@ class Reporter:
         from rich.progress import BarColumn, Progress, TextColumn
 
         stream = self.stream if self.stream is not None else sys.stderr
+        redirect = stream is sys.stderr  # (decided before rich replaces sys.stderr)
         console = Console(file=stream, force_terminal=True)
         budget = self.tracker.goal.budget_sec
         self._progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
+            BarColumn(bar_width=BAR_WIDTH),
             TextColumn("{task.fields[info]}"),
             console=console,
             auto_refresh=False,
-            redirect_stderr=stream is sys.stderr,
+            redirect_stderr=redirect,
             redirect_stdout=False,
         )
         self._task = self._progress.add_task(
-            self.tracker.goal.label, total=budget if math.isfinite(budget) else None, info=""
+            self._short_label, total=budget if math.isfinite(budget) else None, info=""
         )
         self._progress.start()
-        if stream is sys.stderr:
+        if redirect:
             # Log records written straight to the terminal would tear the bar; send them through
             # rich's stderr proxy, which prints them above it.
             for handler in logging.getLogger().handlers:
-                if isinstance(handler, logging.StreamHandler) and handler.stream is sys.__stderr__:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
                     self._swapped.append((handler, handler.stream))
                     handler.setStream(sys.stderr)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import time
 
 import pytest
@@ -94,8 +95,41 @@ def test_bar_on_a_terminal():
     with progress.Reporter(_goal(), live, "bar", stream=out):
         time.sleep(0.05)
     text = out.getvalue()
-    for part in ("w trial 1", "step 42", "submission 25.0s / 100s (25.0%)", "accuracy 0.5000"):
-        assert part in text
+    # An 80-column terminal (rich's default for a file): the compact line, with the bar.
+    assert "trial 1" in text and "━" in text
+    assert "step 42 25.0/100s val 0.5000/0.9" in text
+
+
+def test_log_lines_go_above_the_bar(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    monkeypatch.setattr(sys, "stderr", out)
+    monkeypatch.setenv("TERM", "xterm")
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        live = LiveStatus(train_state=TrainState(), phase="training")
+        with progress.Reporter(_goal(), live, "bar"):
+            assert handler.stream is not out  # routed through rich while the bar is shown
+            logging.getLogger("algoperf.test").warning("hello from the loop")
+        assert handler.stream is out and sys.stderr is out
+    finally:
+        root.removeHandler(handler)
+    # The bar's line is cleared before the record is printed, then drawn again below it.
+    assert "\r\x1b[2Khello from the loop" in out.getvalue()
+
+
+def test_compact_line():
+    live = LiveStatus(train_state=TrainState(accumulated_submission_time=25.0), phase="eval")
+    live.global_step = 42
+    live.last_eval = {"validation/accuracy": 0.5}
+    tracker = progress.Tracker(_goal(max_global_steps=100), live)
+    line = tracker.describe_compact(tracker.sample())
+    assert line == "step 42/100 25.0/100s val 0.5000/0.9 -/s ETA - eval"
 
 
 def test_off_starts_no_thread():
