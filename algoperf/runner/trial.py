@@ -508,17 +508,25 @@ def _run_info(pre: Preflight, hparams: Any, seed: int) -> dict[str, Any]:
         "rng_seed": seed,
         "global_batch_size": pre.global_batch_size,
         "hyperparameters": tuning.hparams_to_dict(hparams) if hparams is not None else None,
+        "submission_sha256": logs.sha256_file(Path(pre.config.submission_path)),
     }
 
 
 def _check_same_run(ckpt: checkpoint.Checkpoint, info: dict[str, Any]) -> None:
     saved = ckpt.meta["run"]
+    current = json.loads(json.dumps(info, default=str))  # as stored (tuples become lists)
     for key in ("workload", "framework", "tuning_ruleset", "global_batch_size", "hyperparameters"):
-        if saved.get(key) != info.get(key):
+        if saved.get(key) != current.get(key):
             raise checkpoint.CheckpointError(
                 f"{ckpt.path} was saved by a run with {key}={saved.get(key)!r}, this run has "
                 f"{info.get(key)!r}; resume with the original settings or pass --overwrite"
             )
+    if saved.get("submission_sha256") != current.get("submission_sha256"):
+        log.warning(
+            "%s: the submission file changed since this checkpoint was saved; the trial's "
+            "results will mix two versions (run_record.json keeps both hashes)",
+            ckpt.path,
+        )
 
 
 def _write_status(tdir: Path, status: str, **fields: Any) -> None:
