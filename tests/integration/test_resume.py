@@ -229,3 +229,20 @@ def test_sigterm_checkpoints_then_exits_cleanly_and_resumes(
     assert main([*argv, "--resume_last_run"]) == 0
     assert eval_csv.read_text() == before
     assert not (tdir / "meta_data_2.json").exists()
+
+
+def test_trial_without_checkpoint_starts_over_keeping_hparams(mnist_data_dir, space, tmp_path):
+    exp = tmp_path / "exp"
+    tdir = _trial(exp, "restart", "pytorch")
+    tdir.mkdir(parents=True)
+    # What a run killed before its first checkpoint leaves behind.
+    (tdir / "eval_measurements.csv").write_text("global_step,score\n20,1.0\n")
+    (tdir / "status.json").write_text('{"status": "running"}')
+    (tdir / "hparams.json").write_text(json.dumps(POINT))
+    argv = _argv("pytorch", mnist_data_dir, exp, "restart", space, "--resume_last_run")
+    argv[argv.index(f"--max_global_steps={STEPS}")] = f"--max_global_steps={EVERY}"
+    assert main(argv) == 0
+    rows = _rows(tdir)
+    assert [r["global_step"] for r in rows] == [str(EVERY)] and rows[0]["preemption_count"] == "0"
+    assert json.loads((tdir / "status.json").read_text())["status"] == "finished"
+    assert json.loads((tdir / "hparams.json").read_text()) == POINT

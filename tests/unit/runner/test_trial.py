@@ -163,3 +163,19 @@ def test_out_of_memory_is_recognised():
     assert trial.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried ..."))
     assert trial.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating"))
     assert not trial.is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_resume_reuses_the_seed_the_trials_started_with(tmp_path):
+    from algoperf.runner import checkpoint
+
+    ckpt = checkpoint.Checkpoint(tmp_path, {"run": {"rng_seed": 987654}})
+    plans = [
+        trial.TrialPlan(0, None, tmp_path / "trial_1", "fresh"),
+        trial.TrialPlan(1, None, tmp_path / "trial_2", "resume", ckpt),
+    ]
+    assert trial._resolve_seed(_config(resume_last_run=True), plans) == 987654
+    assert trial._resolve_seed(_config(resume_last_run=True, rng_seed=987654), plans) == 987654
+    with pytest.raises(trial.RunError, match="--rng_seed=987654"):
+        trial._resolve_seed(_config(resume_last_run=True, rng_seed=5), plans)
+    # Not resuming: the flag (or a fresh draw) as usual.
+    assert trial._resolve_seed(_config(rng_seed=5), plans) == 5
