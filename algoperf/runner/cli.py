@@ -209,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     config = config_from_argv(argv)
     outcome = trial.run(config)
+    if config.framework == "pytorch" and "torch" in sys.modules:
+        from algoperf.frameworks import pytorch as fpt
+
+        fpt.shutdown()  # under torchrun: leave the process group cleanly (as upstream)
     if _rank() == 0:
         for s in outcome.summaries:
             ttt = "not reached" if s.time_to_target is None else f"{s.time_to_target:.2f}s"
