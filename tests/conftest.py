@@ -12,6 +12,9 @@ FIXTURES_DIR = SHARED_DIR / "fixtures"
 # Keep JAX on the CPU and quiet in tests; several host devices only where a test asks for them.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One intra-op thread per test process: the suite runs two processes on two cores, and PyTorch with
+# two threads each on busy cores is 6-10x slower for these small tensors.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -27,8 +27,12 @@ UPSTREAM_PARAM_COUNTS = {
     "imagenet_vit_map": 23_896_552,
 }
 
+# Base workloads run in the default suite; variants (same code paths, other options) are slow.
+_FAST = {"mnist", "fashion_mnist", "cifar", "imagenet_resnet", "imagenet_vit"}
 CASES = [
-    (name, fw) for name in registry.workload_names() for fw in registry.implemented_frameworks(name)
+    pytest.param(name, fw, marks=() if name in _FAST else pytest.mark.slow)
+    for name in registry.workload_names()
+    for fw in registry.implemented_frameworks(name)
 ]
 
 
