@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/scoring_speed.py
 	$(PY) benchmarks/image_pipeline.py
 	$(PY) benchmarks/model_step.py
+	$(PY) benchmarks/checkpoint.py
+	$(PY) benchmarks/ddp_step.py --steps 200
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
