@@ -130,7 +130,7 @@ def _summarise_issues(issues: list) -> None:
         print(f"warning: {n} x {kind}: e.g. {example.message}{where}", file=sys.stderr)
 
 
-def _print_summary(result, output_dir: Path | None) -> None:
+def _print_summary(result, output_dir: Path | None, plots: bool) -> None:
     import numpy as np
 
     scores = result.scores.sort_values("score", ascending=False, kind="stable")
@@ -147,7 +147,8 @@ def _print_summary(result, output_dir: Path | None) -> None:
         )
         print(f"{sub:<{width}}  {row['score']:.4f}  {ci}")
     if output_dir is not None:
-        print(f"wrote tables, plots and report to {output_dir} (open report.html)")
+        what = "tables, plots and report" if plots else "tables and report"
+        print(f"wrote {what} to {output_dir} (open {output_dir / 'report.html'})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     _summarise_issues(result.issues)
-    _print_summary(result, out)
+    _print_summary(result, out, plots=not args.no_plots)
     return 0
 
 

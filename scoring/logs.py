@@ -15,8 +15,8 @@ Layout, as upstream's scoring reads it::
   ``total_duration`` (wall clock) and ``accumulated_eval_time``. Extra columns are ignored.
 * Workloads that the chosen benchmark version does not score are listed as issues and not read.
 * A trial folder without ``eval_measurements.csv`` is a missing trial (an issue, counted).
-* A truncated or corrupt CSV (empty file, torn last row, wrong field count, a non-numeric value,
-  a missing required column) raises `LogError` naming the file, or with ``skip_bad_logs`` is
+* A truncated or corrupt CSV (empty file, a last row without line end, a row with the wrong
+  number of fields, a non-numeric value, a missing required column) raises `LogError` naming the file, or with ``skip_bad_logs`` is
   skipped and listed as an issue. A header-only file is a trial with no evals.
 
 Speed: all files of one header are parsed in a single pandas call on their concatenated bytes
@@ -273,12 +273,13 @@ def _split_header(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _check_body(body: bytes, ncols: int) -> tuple[bytes, int]:
-    """Validate a CSV body by byte counts; returns the body (newline-terminated) and its rows."""
+    """Validate a CSV body by byte counts; returns the body and its number of rows.
+
+    AlgoPerf writers end every row with a line end, so a last row without one is a torn write
+    (even with the right number of fields, its last number may be cut short).
+    """
     if body and not body.endswith(b"\n"):
-        last = body[body.rfind(b"\n") + 1 :]
-        if last.count(b",") != ncols - 1:
-            raise _BadFileError("truncated: the last row is incomplete")
-        body += b"\n"
+        raise _BadFileError("truncated: the last row has no line end (torn write)")
     nrows = body.count(b"\n")
     if body.count(b",") != nrows * (ncols - 1):
         raise _BadFileError(f"a row does not have {ncols} fields (torn or corrupt file)")
