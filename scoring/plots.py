@@ -58,6 +58,15 @@ def _new_figure(width: float = 9.0, height: float = 5.5) -> tuple[Figure, object
     return fig, ax
 
 
+def _legend(ax, entries: int, title: str | None = None) -> None:
+    """Inside the axes for a few entries; beside them when many would cover the curves."""
+    if entries > 5:
+        ax.figure.set_figwidth(ax.figure.get_figwidth() + 3.5)
+        ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    else:
+        ax.legend(title=title, loc="best", fontsize="small")
+
+
 def _colors(submissions: Sequence[str]) -> dict[str, dict]:
     return {s: _style(i) for i, s in enumerate(sorted(submissions))}
 
@@ -88,7 +97,7 @@ def plot_performance_profiles(
         f"Performance profiles (benchmark {result.settings['benchmark_version']}, "
         f"{result.settings['ruleset'].replace('_', ' ')})"
     )
-    ax.legend(title="submission (score)", loc="best", fontsize="small")
+    _legend(ax, len(order), title="submission (score)")
     return _save(fig, stem, formats)
 
 
@@ -160,14 +169,22 @@ def plot_workload_curves(
     xmax = max([budget, *(float(np.nanmax(x)) for _, x, _ in curves if len(x))])
     scale, unit = _time_unit(xmax)
     fig, ax = _new_figure()
-    all_values = []
+    values = [y for _, _, y in curves]
+    limits = (
+        _ylimits(np.concatenate(values), target.validation_target_value, target.maximize)
+        if values
+        else None
+    )
     for row, x, y in curves:
         sub = row["submission"]
         t = row["time_to_target"]
         if np.isfinite(t):
             label = f"{sub} (median {t / scale:.3g} {unit})"
         else:
-            label = f"{sub} (missed; best {row['best_metric']:.4g})"
+            label = f"{sub} (median: missed; best {row['best_metric']:.4g})"
+        finite = y[np.isfinite(y)]
+        if limits and finite.size and (finite.max() < limits[0] or finite.min() > limits[1]):
+            label += ", off scale"  # zoomed on the target; say so rather than hide it silently
         few = len(x) <= 3  # a curve of one or two evals needs markers to be seen
         ax.plot(
             x / scale, y, linewidth=1.8, label=label, marker="x" if few else None, **styles[sub]
@@ -181,7 +198,6 @@ def plot_workload_curves(
                 markersize=6,
                 color=styles[sub]["color"],
             )
-        all_values.append(y)
     op = "≥" if target.maximize else "≤"
     ax.axhline(
         target.validation_target_value,
@@ -191,17 +207,13 @@ def plot_workload_curves(
         label=f"target {op} {target.validation_target_value:g}",
     )
     ax.axvline(budget / scale, color="gray", linestyle=":", linewidth=1.2, label="budget")
-    if all_values:
-        limits = _ylimits(
-            np.concatenate(all_values), target.validation_target_value, target.maximize
-        )
-        if limits:
-            ax.set_ylim(*limits)
+    if limits:
+        ax.set_ylim(*limits)
     ax.set_xlim(0, xmax * 1.02 / scale)
     ax.set_xlabel(f"submission time ({unit})")
     ax.set_ylabel(f"validation {target.target_metric_name}")
-    ax.set_title(f"{workload}: representative trial per submission (dot: target reached)")
-    ax.legend(loc="best", fontsize="small")
+    ax.set_title(f"{workload}: median study's selected trial per submission (dot: target reached)")
+    _legend(ax, len(curves))
     return _save(fig, stem, formats)
 
 

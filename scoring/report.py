@@ -197,7 +197,10 @@ def _sections(result: ScoringResult) -> list[tuple[str, str, pd.DataFrame | None
                 ]
             )
             .pivot(index="submission", columns="workload", values="cell")
-            .reindex(columns=list(result.time_to_targets.columns)),
+            .reindex(
+                index=result.scores.sort_values("score", ascending=False, kind="stable").index,
+                columns=list(result.time_to_targets.columns),
+            ),
         ),
     ]
     if st["bootstrap_samples"] and len(st["submissions"]) > 1:
@@ -231,11 +234,19 @@ def _sections(result: ScoringResult) -> list[tuple[str, str, pd.DataFrame | None
                 "Incomplete logs",
                 f"Expected {st['num_studies']} studies per workload"
                 + (f" and {st['num_trials']} trials per study." if st["num_trials"] else "."),
-                incomplete.set_index(["submission", "workload"]).drop(columns="complete"),
+                incomplete.set_index("submission")
+                .drop(columns="complete")
+                .rename(
+                    columns={
+                        "expected_studies": "expected studies",
+                        "trials": "trials (all studies)",
+                        "expected_trials": "expected trials per study",
+                    }
+                ),
             )
         )
     if result.issues:
-        counts = pd.Series([i.kind for i in result.issues]).value_counts().rename("count")
+        counts = pd.Series([i.kind for i in result.issues], name="kind").value_counts()
         sections.append(("Issues", "See issues.csv for every entry.", counts.to_frame()))
     return sections
 

@@ -107,7 +107,8 @@ def time_intervals(boot: Bootstrap, confidence: float = 0.95) -> pd.DataFrame:
     alpha = (1.0 - confidence) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: workload never logged
-        lo, hi = np.nanquantile(boot.times, [alpha, 1 - alpha], axis=0)
+        # No interpolation: a bound between a finite time and a miss (inf) would be NaN.
+        lo, hi = np.nanquantile(boot.times, [alpha, 1 - alpha], axis=0, method="inverted_cdf")
     index = pd.MultiIndex.from_product(
         [boot.submissions, boot.columns], names=["submission", "workload"]
     )
