@@ -106,10 +106,13 @@ def generate_tree(root: Path, seed: int = 0) -> tuple[int, int]:
                 n_evals = max(2, int(budget / _EVAL_PERIOD[base]))
                 columns = _columns(base)
                 wdir = root / f"submission_{s:02d}" / f"study_{study}" / f"{workload}_jax"
+                # Trials reach the target at distinct fractions of the budget (> 1: never), at
+                # least two evals apart, so that no tie decides which trial a study selects.
+                reaches = speed * (0.6 + 0.25 * rng.permutation(TRIALS))
                 for trial in range(1, TRIALS + 1):
                     tdir = wdir / f"trial_{trial}"
                     tdir.mkdir(parents=True)
-                    data = _trial_table(rng, columns, t, n_evals, budget, speed)
+                    data = _trial_table(rng, columns, t, n_evals, budget, reaches[trial - 1])
                     text = data.to_csv(index=False, float_format=None)
                     (tdir / "eval_measurements.csv").write_text(text)
                     n_files += 1
@@ -117,14 +120,13 @@ def generate_tree(root: Path, seed: int = 0) -> tuple[int, int]:
     return n_files, n_bytes
 
 
-def _trial_table(rng, columns, target, n_evals, budget, speed) -> pd.DataFrame:
+def _trial_table(rng, columns, target, n_evals, budget, reach) -> pd.DataFrame:
     # Evals about every eval period; jitter keeps trials' clocks distinct.
     score = np.cumsum(rng.uniform(0.8, 1.2, n_evals)) * (budget / n_evals)
     score[0] = rng.uniform(5, 60)
     progress = np.linspace(0.0, 1.0, n_evals)
-    # The metric reaches the target at a trial-specific fraction of the budget (> 1: never).
+    # The metric reaches the target at fraction `reach` of the evals (> 1: never).
     goal = target.validation_target_value
-    reach = speed * rng.uniform(0.6, 1.6)
     scale = max(abs(goal), 1e-3)
     start = goal + (-0.8 if target.maximize else 2.0) * scale
     ramp = np.clip(progress / reach, 0.0, None)

@@ -22,16 +22,15 @@ def v06_logs() -> Path:
     return V06_LOGS
 
 
-# A trial for `make_logs`: (submission, workload, study, trial, times, metric values[, steps]).
-Trial = tuple
-
-
 @pytest.fixture
 def make_logs() -> Callable[..., EvalLogs]:
-    """Build `EvalLogs` in memory from a list of trials (no files)."""
+    """Build `EvalLogs` in memory from trials (no files).
+
+    A trial is (submission, workload, study, trial, times, metric values[, steps]).
+    """
 
     def build(
-        trials: Sequence[Trial], version: str = "0.6", submissions: Sequence[str] | None = None
+        trials: Sequence[tuple], version: str = "0.6", submissions: Sequence[str] | None = None
     ) -> EvalLogs:
         keys, cols = [], []
         for t in trials:
