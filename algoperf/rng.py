@@ -20,12 +20,11 @@ key's type, so they need no framework argument.
 
 from __future__ import annotations
 
-import functools
 import os
 import struct
 from typing import Any, NamedTuple
 
-from algoperf import random_utils
+from algoperf import random_utils, step_keys
 
 RULESETS = ("external", "self")
 
@@ -123,23 +122,16 @@ def train_rngs(rng: Key) -> TrainRngs:
 
 
 def step_rngs(loop_rng: Key, global_step: int) -> StepRngs:
-    """``split(fold_in(loop_rng, global_step), 4)`` as the four named per-step keys."""
-    if _framework_of(loop_rng) == "jax":
-        # One compiled dispatch instead of two eager ones: this runs on every timed step.
-        return StepRngs(*_jax_step_keys()(loop_rng, global_step))
-    _, split, fold_in = _backend("pytorch")
-    return StepRngs(*split(fold_in(loop_rng, global_step), 4))
+    """``split(fold_in(loop_rng, global_step), 4)`` as the four named per-step keys.
+
+    Keys are computed a block of steps at a time (`algoperf.step_keys`, same values) because
+    this runs on every timed step; the block cache follows the last loop key seen.
+    """
+    global _STEP_KEYS
+    cache = _STEP_KEYS
+    if cache is None or cache.loop_key is not loop_rng:
+        cache = _STEP_KEYS = step_keys.StepKeys(loop_rng, _framework_of(loop_rng))
+    return StepRngs(*cache.get(global_step))
 
 
-@functools.cache
-def _jax_step_keys() -> Any:
-    import jax
-
-    from algoperf.frameworks.jax import replicate_sharding
-
-    # Replicated outputs: submissions jit with replicated in_shardings for rngs, so keys that
-    # already carry that sharding are passed through without a copy.
-    return jax.jit(
-        lambda key, step: tuple(jax.random.split(jax.random.fold_in(key, step), 4)),
-        out_shardings=replicate_sharding(),
-    )
+_STEP_KEYS: step_keys.StepKeys | None = None

@@ -37,7 +37,8 @@ class MnistWorkload(MnistData, PyTorchClassificationWorkload):
         del model_state, rng, update_batch_norm, dropout_rate
         model = params
         train = mode == spec.ForwardPassMode.TRAIN
-        model.train(train)
+        if model.training != train:  # nn.Module.train() walks every submodule: skip if set
+            model.train(train)
         context = contextlib.nullcontext() if train else torch.no_grad()
         with context:
             logits = model(augmented_and_preprocessed_input_batch["inputs"])
