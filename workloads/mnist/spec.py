@@ -38,7 +38,7 @@ MNIST = WorkloadConfig(
 FASHION_MNIST = MNIST.variant(
     "fashion_mnist",
     dataset="fashion_mnist",
-    validation_target_value=0.8761,
+    validation_target_value=0.87595,
     test_target_value=0.8662,
     # Upstream's MNIST pipeline normalises raw 0-255 pixels with constants meant for [0, 1]
     # pixels (kept for `mnist`, which must stay upstream's). Fashion-MNIST uses the training-set
