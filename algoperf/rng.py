@@ -124,14 +124,19 @@ def train_rngs(rng: Key) -> TrainRngs:
 def step_rngs(loop_rng: Key, global_step: int) -> StepRngs:
     """``split(fold_in(loop_rng, global_step), 4)`` as the four named per-step keys.
 
-    Keys are computed a block of steps at a time (`algoperf.step_keys`, same values) because
-    this runs on every timed step; the block cache follows the last loop key seen.
+    Keys are computed a block of steps at a time (`algoperf.step_keys`, same values); the block
+    cache follows the last loop key seen. The runner's loop holds its own `step_keys_for`.
     """
     global _STEP_KEYS
     cache = _STEP_KEYS
     if cache is None or cache.loop_key is not loop_rng:
-        cache = _STEP_KEYS = step_keys.StepKeys(loop_rng, _framework_of(loop_rng))
+        cache = _STEP_KEYS = step_keys_for(loop_rng)
     return StepRngs(*cache.get(global_step))
+
+
+def step_keys_for(loop_rng: Key) -> step_keys.StepKeys:
+    """A per-step key source for one loop key (``train(step)``, ``at_eval(step)``)."""
+    return step_keys.StepKeys(loop_rng, _framework_of(loop_rng))
 
 
 _STEP_KEYS: step_keys.StepKeys | None = None

@@ -26,7 +26,9 @@ Under DDP each reading is the maximum over ranks, so all ranks take the same dec
 Per iteration:
 
 1. ``step_rng = fold_in(loop, global_step)``; ``data_select, update, prep_eval, eval =
-   split(step_rng, 4)``.
+   split(step_rng, 4)``. (Values as upstream; the keys are computed a block of steps at a time,
+   and ``prep_eval`` and ``eval`` only at eval-eligible points, where they are used: see
+   `algoperf.step_keys`.)
 2. ``batch = data_selection(...)``; ``update_params(...)`` with keyword arguments, passing
    ``train_state`` (a read-only mapping) only if the submission's signature names it. A
    ``TrainingCompleteError`` ends training after this step.
@@ -349,9 +351,18 @@ def train_once(
             setattr(state, name, resume.train_state[name])
     stop_reason = ""
     last_snapshot_step = global_step if resume is not None else -1
-    # Harness work before the clock starts: compile and fill the first block of per-step keys
-    # (`algoperf.step_keys`), so the submission's first step does not pay for it.
-    rng_lib.step_rngs(rngs.loop, global_step)
+    # Harness work before the clock starts: compile the per-step key computations and fill the
+    # first block (`algoperf.step_keys`), so the submission's first step does not pay for it.
+    keys = rng_lib.step_keys_for(rngs.loop)
+    keys.at_eval(global_step)
+    train_keys = keys.train
+    data_selection = submission.data_selection
+    update_params = submission.update_params
+    params_types = workload.model_params_types
+    loss_type = workload.loss_type
+    peek_agree = clock.peek_agree
+    max_steps = settings.max_global_steps
+    eval_period = workload.eval_period_time_sec
     start = clock.now()
     state.last_step_end_time = start
     if resume is not None:
@@ -378,52 +389,50 @@ def train_once(
         )
 
     while True:
-        step = rng_lib.step_rngs(rngs.loop, global_step)
-        batch = submission.data_selection(
+        step_index = global_step
+        data_select_rng, update_rng = train_keys(step_index)
+        batch = data_selection(
             workload,
             input_queue,
             optimizer_state,
             model_params,
             model_state,
             hyperparameters,
-            global_step,
-            step.data_select,
+            step_index,
+            data_select_rng,
         )
-        kwargs = dict(
-            workload=workload,
-            current_param_container=model_params,
-            current_params_types=workload.model_params_types,
-            model_state=model_state,
-            hyperparameters=hyperparameters,
-            batch=batch,
-            loss_type=workload.loss_type,
-            optimizer_state=optimizer_state,
-            eval_results=eval_results,
-            global_step=global_step,
-            rng=step.update,
-        )
+        kwargs = {
+            "workload": workload,
+            "current_param_container": model_params,
+            "current_params_types": params_types,
+            "model_state": model_state,
+            "hyperparameters": hyperparameters,
+            "batch": batch,
+            "loss_type": loss_type,
+            "optimizer_state": optimizer_state,
+            "eval_results": eval_results,
+            "global_step": step_index,
+            "rng": update_rng,
+        }
         if pass_train_state:
             kwargs["train_state"] = train_state_view
         try:
-            optimizer_state, model_params, model_state = submission.update_params(**kwargs)
+            optimizer_state, model_params, model_state = update_params(**kwargs)
         except spec.TrainingCompleteError:
             state.training_complete = True
             stop_reason = "training_complete"
         del batch
         global_step += 1
         live.global_step = global_step
-        if settings.max_global_steps is not None and global_step >= settings.max_global_steps:
+        if max_steps is not None and global_step >= max_steps:
             state.training_complete = True
             stop_reason = stop_reason or "max_global_steps"
 
-        step_end, stop_code = clock.peek_agree(should_stop() if should_stop is not None else 0)
+        step_end, stop_code = peek_agree(should_stop() if should_stop is not None else 0)
         if every is not None:
             eligible = global_step % every == 0 or state.training_complete
         else:
-            eligible = (
-                step_end - state.last_eval_time >= workload.eval_period_time_sec
-                or state.training_complete
-            )
+            eligible = step_end - state.last_eval_time >= eval_period or state.training_complete
         if eligible or stop_code:
             # Wait for the queued device work of every step since the last reading: the time
             # accumulated at an eval point (or a stop) is then exact.
@@ -433,6 +442,7 @@ def train_once(
 
         diverged = False
         if eligible:
+            prep_eval_rng, eval_rng = keys.at_eval(step_index)
             if prepare_for_eval is not None:
                 optimizer_state, model_params, model_state = prepare_for_eval(
                     workload=workload,
@@ -444,7 +454,7 @@ def train_once(
                     optimizer_state=optimizer_state,
                     eval_results=eval_results,
                     global_step=global_step,
-                    rng=step.prep_eval,
+                    rng=prep_eval_rng,
                 )
                 prep_end = clock.now((optimizer_state, model_params, model_state))
                 state.accumulated_submission_time += prep_end - state.last_step_end_time
@@ -465,7 +475,7 @@ def train_once(
                     eval_batch_size,
                     model_params,
                     model_state,
-                    step.eval,
+                    eval_rng,
                     settings.data_dir,
                     settings.imagenet_v2_data_dir,
                     global_step,

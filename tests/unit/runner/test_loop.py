@@ -330,13 +330,76 @@ def test_skip_evals_still_checks_the_budget():
     assert result.accumulated_submission_time <= 30.0 + wl.eval_period_time_sec
 
 
-def test_step_rngs_follow_upstream_derivation():
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_every_key_passed_follows_upstream_derivation(framework):
+    """data_select, update, prep_eval and eval keys are split(fold_in(loop, step), 4), step by step.
+
+    Long enough to cross the key blocks of both backends (`algoperf.step_keys`), with evals at
+    irregular steps; the expected keys are derived one step at a time, as upstream does.
+    """
+    rng_lib.configure_process(framework)
     clock = FakeClock()
-    sub, seen = make_submission(clock)
-    run(clock, FakeWorkload(clock, _config()), sub, max_steps=3)
-    loop_rng = rng_lib.train_rngs(rng_lib.trial_rng(7, "pytorch", "external")).loop
-    expected = [np.asarray(rng_lib.step_rngs(loop_rng, s).data_select).tolist() for s in range(3)]
-    assert seen["data_rngs"] == expected
+    sub, _ = make_submission(clock, prep_cost=0.0)
+    seen = {"data_select": {}, "update": {}, "prep_eval": {}, "eval": {}}
+    data_selection, update_params, prepare = (
+        sub.data_selection,
+        sub.update_params,
+        sub.prepare_for_eval,
+    )
+
+    def record(kind, step, rng):
+        seen[kind][step] = np.asarray(rng).tolist()
+
+    def data_selection_rec(workload, queue, opt, params, state, hp, global_step, rng):
+        record("data_select", global_step, rng)
+        return data_selection(workload, queue, opt, params, state, hp, global_step, rng)
+
+    def update_params_rec(**kwargs):
+        record("update", kwargs["global_step"], kwargs["rng"])
+        return update_params(**kwargs)
+
+    def prepare_rec(**kwargs):
+        record("prep_eval", kwargs["global_step"], kwargs["rng"])
+        return prepare(**kwargs)
+
+    sub.data_selection, sub.update_params, sub.prepare_for_eval = (
+        data_selection_rec,
+        update_params_rec,
+        prepare_rec,
+    )
+    wl = FakeWorkload(clock, _config(), eval_cost=0.0)
+    eval_model = wl.eval_model
+
+    def eval_rec(batch_size, params, state, rng, data_dir, v2, global_step):
+        record("eval", global_step, rng)
+        return eval_model(batch_size, params, state, rng, data_dir, v2, global_step)
+
+    wl.eval_model = eval_rec
+    steps = 1100  # > step_keys.BLOCK (NumPy) and several JAX blocks
+    result = train_once(
+        wl,
+        sub,
+        global_batch_size=2,
+        hyperparameters=None,
+        trial_rng=rng_lib.trial_rng(7, framework, "external"),
+        settings=LoopSettings(
+            budget_sec=1e9, data_dir="", max_global_steps=steps, eval_every_n_steps=97
+        ),
+        clock=clock,
+    )
+    assert result.global_step == steps
+    loop_rng = rng_lib.train_rngs(rng_lib.trial_rng(7, framework, "external")).loop
+    eval_points = [97 * k for k in range(1, steps // 97 + 1)] + [steps]
+    assert sorted(seen["eval"]) == eval_points == sorted(seen["prep_eval"])
+    assert sorted(seen["data_select"]) == sorted(seen["update"]) == list(range(steps))
+    for kind, index in (("data_select", 0), ("update", 1)):
+        for step in (0, 1, 127, 128, 129, 500, 1023, 1024, 1099):
+            want = random_utils.split(random_utils.fold_in(loop_rng, step), 4)[index]
+            assert seen[kind][step] == np.asarray(want).tolist(), (kind, step)
+    for kind, index in (("prep_eval", 2), ("eval", 3)):
+        for at in eval_points:  # the eval after step `at` uses the keys of step index at - 1
+            want = random_utils.split(random_utils.fold_in(loop_rng, at - 1), 4)[index]
+            assert seen[kind][at] == np.asarray(want).tolist(), (kind, at)
 
 
 def test_self_tuning_budget_is_one_and_a_half_times_external():
