@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import logging
 import math
 import types
@@ -246,7 +247,10 @@ def build_train_queue(
     """The train input queue positioned at batch `start_step` (exact resume).
 
     Workloads whose ``_build_input_queue`` takes ``start_step`` jump there directly; others are
-    replayed batch by batch (correct, only slower).
+    replayed batch by batch (correct, only slower). The first batch is drawn here, during the
+    untimed set-up, as a prefetching pipeline would have it ready when training starts: one-off
+    costs of a pipeline's first batch (opening files, compiling the device placement) are not
+    the submission's first step, and a broken pipeline fails before the clock starts.
     """
     build = workload._build_input_queue
     if start_step and _accepts_keyword(build, "start_step"):
@@ -261,7 +265,12 @@ def build_train_queue(
         queue = build(data_rng, "train", data_dir=data_dir, global_batch_size=global_batch_size)
         for _ in range(start_step):
             next(queue)
-    return CountingQueue(iter(queue), start_step)
+    it = iter(queue)
+    try:
+        first = next(it)
+    except StopIteration:
+        return CountingQueue(iter(()), start_step)
+    return CountingQueue(itertools.chain((first,), it), start_step)
 
 
 def all_finite(metrics: dict[str, Any]) -> bool:
@@ -354,6 +363,7 @@ def train_once(
     # Harness work before the clock starts: compile the per-step key computations and fill the
     # first block (`algoperf.step_keys`), so the submission's first step does not pay for it.
     keys = rng_lib.step_keys_for(rngs.loop)
+    keys.train(global_step)
     keys.at_eval(global_step)
     train_keys = keys.train
     data_selection = submission.data_selection

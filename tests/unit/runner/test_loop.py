@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from algoperf import random_utils, spec
+from algoperf import random_utils, spec, step_keys
 from algoperf import rng as rng_lib
 from algoperf.runner.clock import Clock, FakeClock
 from algoperf.runner.loop import (
@@ -400,6 +400,65 @@ def test_every_key_passed_follows_upstream_derivation(framework):
         for at in eval_points:  # the eval after step `at` uses the keys of step index at - 1
             want = random_utils.split(random_utils.fold_in(loop_rng, at - 1), 4)[index]
             assert seen[kind][at] == np.asarray(want).tolist(), (kind, at)
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_first_key_block_and_eval_keys_are_computed_before_the_clock_starts(framework, monkeypatch):
+    """Compiling and filling the first key block is harness set-up, not the first step's time."""
+    rng_lib.configure_process(framework)
+    clock = FakeClock()
+    reads_at = {"train": [], "at_eval": []}
+    train, at_eval = step_keys.StepKeys.train, step_keys.StepKeys.at_eval
+
+    def train_rec(self, step):
+        reads_at["train"].append(clock.reads)
+        return train(self, step)
+
+    def at_eval_rec(self, step):
+        reads_at["at_eval"].append(clock.reads)
+        return at_eval(self, step)
+
+    monkeypatch.setattr(step_keys.StepKeys, "train", train_rec)
+    monkeypatch.setattr(step_keys.StepKeys, "at_eval", at_eval_rec)
+    train_once(
+        FakeWorkload(clock, _config()),
+        make_submission(clock)[0],
+        global_batch_size=2,
+        hyperparameters=None,
+        trial_rng=rng_lib.trial_rng(7, framework, "external"),
+        settings=LoopSettings(budget_sec=1e9, data_dir="", max_global_steps=3),
+        clock=clock,
+    )
+    # The first call of each happens before the first clock reading (the loop's start).
+    assert reads_at["train"][0] == 0 and reads_at["at_eval"][0] == 0
+
+
+def test_first_batch_is_drawn_during_set_up_and_handed_over_first():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config())
+    drawn_at = []
+
+    def queue(data_rng, split, data_dir, global_batch_size, *a, **k):
+        i = 0
+        while True:
+            drawn_at.append(clock.reads)
+            yield {"inputs": np.full((global_batch_size, 1), i), "targets": np.zeros(2)}
+            i += 1
+
+    wl._build_input_queue = queue
+    sub, _ = make_submission(clock)
+    seen = []
+    select = sub.data_selection
+
+    def data_selection(*args):
+        batch = select(*args)
+        seen.append(int(batch["inputs"][0, 0]))
+        return batch
+
+    sub.data_selection = data_selection
+    run(clock, wl, sub, max_steps=3)
+    assert drawn_at[0] == 0  # before the clock's first reading
+    assert seen == [0, 1, 2]  # nothing skipped or repeated
 
 
 def test_self_tuning_budget_is_one_and_a_half_times_external():
