@@ -34,6 +34,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/runner_overhead.py
+	$(PY) benchmarks/jax_batch_transfer.py
 	$(PY) benchmarks/scoring_speed.py
 	$(PY) benchmarks/image_pipeline.py
 	$(PY) benchmarks/model_step.py
