@@ -130,26 +130,28 @@ class StepKeys:
 
     def train(self, step: int) -> tuple[Any, Any]:
         """``(data_select, update)`` of `step`."""
-        i = step - self._start
-        if not 0 <= i < self._size:
-            self._fill(step - step % self._size)
-            i = step - self._start
+        i = self._index(step)  # may refill the block, so before reading `_pairs`
         return self._pairs[i]
 
     def at_eval(self, step: int) -> tuple[Any, Any]:
         """``(prep_eval, eval)`` of `step`."""
         if self.framework == "jax":
             return _jax_eval_pair()(self.loop_key, step)
-        i = step - self._start
-        if not 0 <= i < self._size:
-            self._fill(step - step % self._size)
-            i = step - self._start
+        i = self._index(step)
         assert self._rest is not None
         return self._rest[i, 0], self._rest[i, 1]
 
     def get(self, step: int) -> tuple[Any, Any, Any, Any]:
         """``(data_select, update, prep_eval, eval)`` of `step`."""
         return self.train(step) + self.at_eval(step)
+
+    def _index(self, step: int) -> int:
+        """Position of `step` in the current block, computing its block first if needed."""
+        i = step - self._start
+        if not 0 <= i < self._size:
+            self._fill(step - step % self._size)
+            i = step - self._start
+        return i
 
     def _fill(self, start: int) -> None:
         if self.framework == "jax":
