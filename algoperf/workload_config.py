@@ -20,6 +20,11 @@ MINIMIZED_METRICS = frozenset(
     {"loss", "ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "ppl"}
 )
 
+# Set by upstream's runner for every workload (``submission_runner.py``, module level).
+UPSTREAM_ENVIRONMENT = {"XLA_FLAGS": "--xla_gpu_enable_triton_gemm=false"}
+# Upstream adds these for conformer, deepspeech, imagenet_vit and criteo1tb.
+JAX_MEMORY_FRACTION = {**UPSTREAM_ENVIRONMENT, "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.80"}
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkloadConfig:
@@ -46,6 +51,14 @@ class WorkloadConfig:
         dev_only: True for development workloads (mnist, cifar, ...), never scored.
         version: bumped whenever anything that changes results changes; written into logs.
         notes: free text shown by ``algoperf workloads``.
+        torch_compile_model: PyTorch: ``torch.compile`` the model when compiling is on (upstream
+            leaves out the workloads it lists as failing to compile: conformer, deepspeech,
+            ogbg, criteo1tb, imagenet_vit).
+        torch_compile_loss: PyTorch: also ``torch.compile`` ``workload.loss_fn`` (upstream: fastmri,
+            deepspeech, ogbg, wmt).
+        environment: environment variables set before the framework initialises, as upstream's
+            runner sets them per run (recorded in ``run_record.json``). ``XLA_FLAGS`` entries are
+            added to an existing ``XLA_FLAGS`` rather than replacing it.
     """
 
     name: str
@@ -75,10 +88,16 @@ class WorkloadConfig:
     dev_only: bool = False
     version: int = 1
     notes: str = ""
+    torch_compile_model: bool = True
+    torch_compile_loss: bool = False
+    environment: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: MappingProxyType(dict(UPSTREAM_ENVIRONMENT))
+    )
 
     def __post_init__(self) -> None:
         # Freeze mappings so that a config can be shared and hashed safely.
         object.__setattr__(self, "model", MappingProxyType(dict(self.model)))
+        object.__setattr__(self, "environment", MappingProxyType(dict(self.environment)))
         object.__setattr__(
             self,
             "eval_batch_size_overrides",

@@ -1,7 +1,7 @@
 """Criteo 1TB click-through-rate prediction with DLRM-small and its variants (upstream numbers)."""
 
 from algoperf.spec import LossType
-from algoperf.workload_config import WorkloadConfig
+from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
 CRITEO1TB = WorkloadConfig(
     name="criteo1tb",
@@ -30,6 +30,8 @@ CRITEO1TB = WorkloadConfig(
         "use_resnet": False,
     },
     benchmark=True,
+    torch_compile_model=False,
+    environment=JAX_MEMORY_FRACTION,
 )
 
 VARIANTS = {

@@ -28,6 +28,7 @@ FASTMRI = WorkloadConfig(
         "use_layer_norm": False,
     },
     benchmark=True,
+    torch_compile_loss=True,
 )
 
 VARIANTS = {

@@ -1,7 +1,7 @@
 """ImageNet-1k workloads: ResNet-50 and ViT-S/16 and their variants (test split: ImageNet-v2)."""
 
 from algoperf.spec import LossType
-from algoperf.workload_config import WorkloadConfig
+from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -57,6 +57,8 @@ VIT = WorkloadConfig(
         "num_classes": 1000,
     },
     benchmark=True,
+    torch_compile_model=False,
+    environment=JAX_MEMORY_FRACTION,
 )
 
 VARIANTS = {

@@ -1,7 +1,7 @@
 """LibriSpeech 960h speech recognition: Conformer and DeepSpeech and their variants (upstream numbers)."""
 
 from algoperf.spec import LossType
-from algoperf.workload_config import WorkloadConfig
+from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
 CONFORMER = WorkloadConfig(
     name="librispeech_conformer",
@@ -28,6 +28,8 @@ CONFORMER = WorkloadConfig(
         "activation": "swish",
     },
     benchmark=True,
+    torch_compile_model=False,
+    environment={**JAX_MEMORY_FRACTION, "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"},
 )
 
 DEEPSPEECH = CONFORMER.variant(
@@ -37,6 +39,8 @@ DEEPSPEECH = CONFORMER.variant(
     test_target_value=0.074143,
     max_allowed_runtime_sec=44_405,
     step_hint=38_400,
+    torch_compile_loss=True,
+    environment=JAX_MEMORY_FRACTION,
     model={
         "arch": "deepspeech",
         "activation": "relu",

@@ -28,6 +28,8 @@ OGBG = WorkloadConfig(
         "num_message_passing_steps": 5,
     },
     benchmark=True,
+    torch_compile_model=False,
+    torch_compile_loss=True,
 )
 
 VARIANTS = {

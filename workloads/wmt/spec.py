@@ -23,6 +23,7 @@ WMT = WorkloadConfig(
     dropout_rate=0.1,
     model={"pre_ln": True, "attention_temp": 1.0, "activation": "relu", "glu": False},
     benchmark=True,
+    torch_compile_loss=True,
 )
 
 VARIANTS = {
