@@ -1,0 +1,593 @@
+"""fastMRI knee single-coil on disk, its preparation, upstream's per-slice preprocessing, batches.
+
+Source: the NYU fastMRI archives ``knee_singlecoil_train.tar.xz`` and ``knee_singlecoil_val.tar.xz``
+(https://fastmri.med.nyu.edu/, registration required; ``knee_singlecoil_test.tar.xz`` is not
+used by the benchmark). Each holds one HDF5 file per volume, ``singlecoil_<split>/<name>.h5``:
+
+* ``kspace``: complex64 (slices, 640, W), the single-coil k-space (W varies, about 368);
+* ``reconstruction_esc``: float32 (slices, 320, 320), the fully sampled reconstruction;
+* attribute ``max``: the maximum of the volume's reconstruction (SSIM's data range).
+
+Layout written by `prepare` (upstream's names)::
+
+    <data_dir>/fastmri/
+        knee_singlecoil_train/*.h5      973 volumes, 34,742 slices
+        knee_singlecoil_val/*.h5        199 volumes, 7,135 slices
+        index.json                      per file: slices, k-space shape, target shape
+        .algoperf_manifest.json         written last: the dataset is complete
+
+Splits as upstream: ``train`` = every slice of the training files, ``validation`` = the slices
+of the first 100 validation files in sorted order (3,554), ``test`` = those of the other 99
+(3,581), ``eval_train`` = a fixed random subset of the training slices (``num_examples``, 3,584).
+Within a split, slices are numbered in the order of upstream's ``tf.data`` interleave over the
+sorted files (32 files open at once, 64 consecutive slices from each in turn): that number is
+the example index upstream folds into a training slice's mask seed.
+
+Per slice (`process_slice`, upstream's ``_process_example``): a 1-D mask over the W k-space
+columns keeps the ``int(0.08 W)`` centre columns and every other column with probability
+``(W / 4 - n_low) / (W - n_low)`` (4x acceleration), drawn as ``stateless_uniform((W,), seed) <
+p`` with TF's Philox generator (`workloads.fastmri.philox`); masked k-space -> ``ifftshift`` ->
+2-D inverse FFT -> ``fftshift``, times ``sqrt(640 W)``; centre crop to the target's shape;
+magnitude; the image's own mean and (population) std normalise image and target, both clipped to
+[-6, 6]. Batches: 'inputs', 'targets' float32 (B, 320, 320), 'mean', 'std', 'volume_max'
+float32 (B,), and 'weights' on eval splits.
+
+Mask seeds: validation and test use the fixed seed (0, 0) as upstream, so their masks (one per
+k-space width) are upstream's exactly. Training slices use ``stateless_fold_in(base, index)``
+as upstream, with ``base = (data seed, 0)``; upstream's base is
+``jax.random.fold_in(data_rng, 0)``, which needs JAX's threefry in the input pipeline of both
+frameworks (a documented deviation; the masks' distribution is the same). Training order: an
+epoch permutation of the slices (`algoperf.data.iterators.train_batches`), not upstream's
+``tf.data`` shuffle buffer of 16 batches over an unsorted glob (which no other implementation
+can reproduce); batch ``k`` depends on (seed, k) only, so resuming is exact.
+
+Processing runs in `algoperf.data.loader.ParallelBatchLoader` workers (h5 files stay open per
+worker). Shapes come from the files, so tiny fixtures in the same format (`write_fixture`) run
+the same code with small images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tarfile
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from algoperf.data import DatasetError, iterators
+from algoperf.data.download import check_free_space, manifest_status, write_manifest
+from algoperf.data.loader import ParallelBatchLoader, default_num_workers
+from algoperf.workload_config import WorkloadConfig
+from workloads.fastmri import philox
+
+DATASET = "fastmri"
+TRAIN_DIR = "knee_singlecoil_train"
+VAL_DIR = "knee_singlecoil_val"
+ARCHIVES = {
+    "train": ("knee_singlecoil_train.tar.xz", TRAIN_DIR),
+    "val": ("knee_singlecoil_val.tar.xz", VAL_DIR),
+}
+INDEX_FILE = "index.json"
+SPLITS = ("train", "eval_train", "validation", "test")
+NUM_VALIDATION_FILES = 100
+CENTER_FRACTION = 0.08
+ACCELERATION = 4.0
+EVAL_SEED = (0, 0)
+CLIP = 6.0
+# upstream's tf.data interleave
+CYCLE_LENGTH = 32
+BLOCK_LENGTH = 64
+IMAGE_SHAPE = (320, 320)
+# Extracted bytes per archive byte (complex k-space compresses poorly), for the space preflight.
+EXTRACT_FACTOR = 1.25
+
+
+def _fix_hint(data_dir: Path | str) -> str:
+    return (
+        f"run `algoperf datasets prepare {DATASET} --data_dir {data_dir}` with the NYU archives "
+        "(see `algoperf datasets prepare --help`)"
+    )
+
+
+def dataset_dir(data_dir: Path | str) -> Path:
+    """``<data_dir>/fastmri``, or `data_dir` itself when it holds ``knee_singlecoil_train/``."""
+    data_dir = Path(data_dir).expanduser()
+    if not (data_dir / DATASET).is_dir() and (data_dir / TRAIN_DIR).is_dir():
+        return data_dir
+    return data_dir / DATASET
+
+
+# Masks and per-slice processing ---------------------------------------------------------------
+
+
+def column_mask(num_cols: int, seed: Sequence[int]) -> np.ndarray:
+    """Upstream's float32 (W,) column mask: 8% centre columns plus random 4x-acceleration ones."""
+    cols = np.float32(num_cols)
+    num_low = int(cols * np.float32(CENTER_FRACTION))  # tf.cast(float32 -> int32) truncates
+    mask = np.zeros(num_cols, np.float32)
+    pad = (num_cols - num_low + 1) // 2
+    mask[pad : pad + num_low] = 1.0
+    low = np.float32(num_low)
+    prob = (cols / np.float32(ACCELERATION) - low) / (cols - low)
+    accel = (philox.stateless_uniform(num_cols, seed) < prob).astype(np.float32)
+    return np.maximum(mask, accel)
+
+
+def process_slice(
+    kspace: np.ndarray, target: np.ndarray, volume_max: float, seed: Sequence[int]
+) -> dict[str, Any]:
+    """One example from a k-space slice (rows, W) and its target (h, w), as upstream."""
+    import scipy.fft
+
+    rows, cols = kspace.shape
+    mask = column_mask(cols, seed)
+    masked = kspace.astype(np.complex64, copy=False) * mask[None, :]
+    shifted = np.fft.ifftshift(masked, axes=(0, 1))
+    image = np.fft.fftshift(scipy.fft.ifft2(shifted, workers=1), axes=(0, 1))
+    h, w = target.shape
+    r0, c0 = (rows - h) // 2, (cols - w) // 2
+    crop = image[r0 : r0 + h, c0 : c0 + w] * np.float32(math.sqrt(np.float32(rows * cols)))
+    magnitude = np.sqrt(np.square(crop.real) + np.square(crop.imag)).astype(np.float32)
+    mean = magnitude.mean(dtype=np.float32)
+    std = magnitude.std(dtype=np.float32)
+    return {
+        "inputs": np.clip((magnitude - mean) / std, -CLIP, CLIP),
+        "targets": np.clip((target.astype(np.float32) - mean) / std, -CLIP, CLIP),
+        "mean": mean,
+        "std": std,
+        "volume_max": np.float32(volume_max),
+    }
+
+
+def train_seed(base_seed: int, example_index: int) -> tuple[int, int]:
+    """The stateless mask seed of training slice `example_index` (see the module docstring)."""
+    return philox.stateless_fold_in((int(base_seed), 0), int(example_index))
+
+
+# Files and the slice index --------------------------------------------------------------------
+
+
+def interleave_order(counts: Sequence[int]) -> np.ndarray:
+    """(file, slice) pairs in the order of ``tf.data`` interleave (32 open files, blocks of 64).
+
+    A cycle slot whose file is exhausted passes to the next slot and opens the next file the next
+    time the cycle reaches it (TF's interleave semantics; deterministic parallel interleave
+    yields the same order).
+    """
+    out: list[tuple[int, int]] = []
+    slots: list[list[int] | None] = [None] * CYCLE_LENGTH  # [file, next slice]
+    next_file, open_count, slot = 0, 0, 0
+    while next_file < len(counts) or open_count:
+        current = slots[slot]
+        if current is None:
+            if next_file < len(counts):
+                slots[slot] = [next_file, 0]
+                next_file += 1
+                open_count += 1
+                continue
+            slot = (slot + 1) % CYCLE_LENGTH
+            continue
+        f, i = current
+        take = min(BLOCK_LENGTH, counts[f] - i)
+        out.extend((f, j) for j in range(i, i + take))
+        current[1] = i + take
+        if take < BLOCK_LENGTH:  # found exhausted during this visit (TF checks lazily)
+            slots[slot] = None
+            open_count -= 1
+        slot = (slot + 1) % CYCLE_LENGTH
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def _read_index(root: Path) -> dict[str, Any] | None:
+    path = root / INDEX_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def scan_file(path: Path) -> dict[str, Any]:
+    """Check one volume's h5 layout; return its slices and shapes (one-line error otherwise)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as hf:
+            missing = [k for k in ("kspace", "reconstruction_esc") if k not in hf]
+            if missing:
+                raise DatasetError(
+                    f"{path} lacks {', '.join(missing)}: not a fastMRI single-coil volume; "
+                    "delete it and prepare again"
+                )
+            kspace, target = hf["kspace"], hf["reconstruction_esc"]
+            if kspace.ndim != 3 or kspace.dtype.kind != "c":
+                raise DatasetError(
+                    f"{path}: 'kspace' is {kspace.dtype} {kspace.shape}, expected complex "
+                    "(slices, rows, columns); delete it and prepare again"
+                )
+            if target.ndim != 3 or target.shape[0] != kspace.shape[0]:
+                raise DatasetError(
+                    f"{path}: 'reconstruction_esc' {target.shape} does not match 'kspace' "
+                    f"{kspace.shape}; delete it and prepare again"
+                )
+            if target.shape[1] > kspace.shape[1] or target.shape[2] > kspace.shape[2]:
+                raise DatasetError(
+                    f"{path}: target {target.shape[1:]} is larger than k-space "
+                    f"{kspace.shape[1:]}; delete it and prepare again"
+                )
+            if "max" not in hf.attrs:
+                raise DatasetError(f"{path} has no 'max' attribute; delete it and prepare again")
+            return {
+                "slices": int(kspace.shape[0]),
+                "kspace": [int(kspace.shape[1]), int(kspace.shape[2])],
+                "target": [int(target.shape[1]), int(target.shape[2])],
+            }
+    except OSError as e:
+        raise DatasetError(
+            f"{path} cannot be read as HDF5 ({e}); delete it and prepare again"
+        ) from None
+
+
+def build_index(root: Path, progress: bool = False) -> dict[str, Any]:
+    """Scan every h5 file under `root`'s split folders and write ``index.json`` atomically."""
+    index: dict[str, Any] = {}
+    for folder in (TRAIN_DIR, VAL_DIR):
+        files = sorted((root / folder).glob("*.h5"))
+        if not files:
+            raise DatasetError(f"no .h5 files in {root / folder}; {_fix_hint(root.parent)}")
+        _say(progress, f"{DATASET}: checking {len(files)} volumes in {folder}")
+        index[folder] = {f.name: scan_file(f) for f in files}
+    tmp = root / f".{INDEX_FILE}.tmp"
+    tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
+    os.replace(tmp, root / INDEX_FILE)
+    return index
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """The slices of one split: file paths and per-example (file, slice) in interleave order."""
+
+    files: tuple[str, ...]
+    examples: np.ndarray  # int64 (N, 2)
+    target_shape: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+@cache
+def _load_split(root: str, split: str) -> Split:
+    path = Path(root)
+    index = _read_index(path)
+    if index is None:
+        if not (path / TRAIN_DIR).is_dir():
+            raise DatasetError(f"no fastMRI data in {path}; {_fix_hint(path.parent)}")
+        index = build_index(path)
+    folder = TRAIN_DIR if split in ("train", "eval_train") else VAL_DIR
+    names = sorted(index.get(folder, {}))
+    if split == "validation":
+        names = names[:NUM_VALIDATION_FILES]
+    elif split == "test":
+        names = names[NUM_VALIDATION_FILES:]
+    if not names:
+        raise DatasetError(f"split {split!r} has no files in {path / folder}")
+    entries = [index[folder][n] for n in names]
+    shapes = {tuple(e["target"]) for e in entries}
+    if len(shapes) != 1:
+        raise DatasetError(f"{path / folder}: volumes have different target shapes {shapes}")
+    files = tuple(str(path / folder / n) for n in names)
+    examples = interleave_order([e["slices"] for e in entries])
+    return Split(files, examples, next(iter(shapes)))  # type: ignore[arg-type]
+
+
+def load_split(data_dir: Path | str, split: str) -> Split:
+    """The slices of `split` (the index is read once per process)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return _load_split(str(dataset_dir(data_dir).resolve()), split)
+
+
+def clear_cache() -> None:
+    """Forget loaded split indices (after preparing again)."""
+    _load_split.cache_clear()
+
+
+# Batches ----------------------------------------------------------------------------------------
+
+_OPEN: OrderedDict[str, Any] = OrderedDict()
+_MAX_OPEN = 64
+
+
+def _h5(path: str) -> Any:
+    """An open h5 file, kept per process (LRU of 64 files)."""
+    import h5py
+
+    hf = _OPEN.get(path)
+    if hf is None:
+        hf = h5py.File(path, "r")
+        _OPEN[path] = hf
+        if len(_OPEN) > _MAX_OPEN:
+            _OPEN.popitem(last=False)[1].close()
+    else:
+        _OPEN.move_to_end(path)
+    return hf
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchItem:
+    """One batch: the (file, slice) of each row, each row's mask seed, eval weights."""
+
+    files: tuple[str, ...]
+    rows: np.ndarray  # int64 (B, 2)
+    seeds: np.ndarray  # int64 (B, 2)
+    weights: np.ndarray | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceBatchFn:
+    """Reads and processes the slices of a `BatchItem` (picklable; files open per worker)."""
+
+    target_shape: tuple[int, int]
+
+    def output_spec(self, item: BatchItem) -> dict[str, tuple[tuple[int, ...], Any]]:
+        n = len(item.rows)
+        spec: dict[str, tuple[tuple[int, ...], Any]] = {
+            "inputs": ((n, *self.target_shape), np.float32),
+            "targets": ((n, *self.target_shape), np.float32),
+            "mean": ((n,), np.float32),
+            "std": ((n,), np.float32),
+            "volume_max": ((n,), np.float32),
+        }
+        if item.weights is not None:
+            spec["weights"] = ((n,), np.float32)
+        return spec
+
+    def fill(self, item: BatchItem, out: Mapping[str, np.ndarray], start: int, stop: int) -> None:
+        for r in range(start, stop):
+            if item.weights is not None:
+                out["weights"][r] = item.weights[r]
+                if item.weights[r] == 0:  # padding: zeros, never read
+                    for key in ("inputs", "targets", "mean", "std", "volume_max"):
+                        out[key][r] = 0
+                    continue
+            f, s = (int(v) for v in item.rows[r])
+            hf = _h5(item.files[f])
+            example = process_slice(
+                hf["kspace"][s],
+                hf["reconstruction_esc"][s],
+                float(hf.attrs.get("max", 0.0)),
+                (int(item.seeds[r, 0]), int(item.seeds[r, 1])),
+            )
+            for key, value in example.items():
+                out[key][r] = value
+
+
+def _train_seeds(base_seed: int, positions: np.ndarray) -> np.ndarray:
+    return np.asarray([train_seed(base_seed, int(p)) for p in positions], dtype=np.int64)
+
+
+def _items(
+    split_data: Split,
+    split: str,
+    batch_size: int,
+    seed: int,
+    num_examples: int | None,
+    start_step: int,
+) -> Iterator[BatchItem]:
+    n = len(split_data)
+    if split == "train":
+        batches = iterators.train_batches(
+            {"index": np.arange(n)}, batch_size, seed, start_step=start_step
+        )
+        for b in batches:
+            idx = b["index"]
+            yield BatchItem(
+                split_data.files, split_data.examples[idx], _train_seeds(seed, idx), None
+            )
+        return
+    total = n if num_examples is None else int(num_examples)
+    if split == "eval_train":
+        positions = iterators.epoch_permutation(n, seed, 0)
+        if total > n:
+            positions = np.resize(positions, total)
+        positions = positions[:total]
+        seeds = _train_seeds(seed, positions)
+    else:
+        positions = np.arange(total) % n
+        seeds = np.tile(np.asarray(EVAL_SEED, np.int64), (total, 1))
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        pad = batch_size - (stop - start)
+        rows = split_data.examples[positions[start:stop]]
+        s = seeds[start:stop]
+        weights = np.ones(stop - start, np.float32)
+        if pad:
+            rows = np.concatenate([rows, np.zeros((pad, 2), np.int64)])
+            s = np.concatenate([s, np.zeros((pad, 2), np.int64)])
+            weights = np.concatenate([weights, np.zeros(pad, np.float32)])
+        yield BatchItem(split_data.files, rows, s, weights)
+
+
+def numpy_batches(
+    data_dir: Path | str,
+    config: WorkloadConfig,
+    split: str,
+    global_batch_size: int,
+    seed: int,
+    num_examples: int | None = None,
+    start_step: int = 0,
+    *,
+    num_workers: int | None = None,
+    backend: str = "process",
+    prefetch: int = 2,
+) -> ParallelBatchLoader:
+    """Batches of one split (see the module docstring for the keys and the processing).
+
+    Args:
+        data_dir: data root holding ``fastmri/`` (or the fastmri folder itself).
+        config: workload config (unused beyond split checks; kept for the family signature).
+        split: ``train``, ``eval_train``, ``validation`` or ``test``.
+        global_batch_size: slices per batch.
+        seed: data seed (train order and training-slice masks; eval_train subset).
+        num_examples: eval splits: how many slices (default: the split size; more repeats).
+        start_step: train: index of the first batch (exact resume).
+        num_workers: processing workers (0: in the calling thread); default
+            `algoperf.data.loader.default_num_workers`.
+        backend, prefetch: as `algoperf.data.loader.ParallelBatchLoader`.
+
+    Train batches are infinite (last partial batch of an epoch dropped); eval batches are
+    finite and padded with float32 'weights' (0 on padding).
+    """
+    del config
+    split_data = load_split(data_dir, split)
+    fn = SliceBatchFn(split_data.target_shape)
+    items = _items(split_data, split, global_batch_size, seed, num_examples, start_step)
+    workers = default_num_workers() if num_workers is None else num_workers
+    return ParallelBatchLoader(fn, items, num_workers=workers, prefetch=prefetch, backend=backend)
+
+
+def synthetic_batch(
+    config: WorkloadConfig, batch_size: int, seed: int, image_shape: tuple[int, int] = IMAGE_SHAPE
+) -> dict[str, np.ndarray]:
+    """A random batch shaped like real data (smoke runs, compile warm-up, benchmarks)."""
+    del config
+    rng = np.random.default_rng(seed)
+    shape = (batch_size, *image_shape)
+    return {
+        "inputs": rng.standard_normal(shape).astype(np.float32),
+        "targets": rng.standard_normal(shape).astype(np.float32),
+        "mean": rng.uniform(1e-5, 1e-4, batch_size).astype(np.float32),
+        "std": rng.uniform(1e-5, 1e-4, batch_size).astype(np.float32),
+        "volume_max": rng.uniform(1e-4, 1e-3, batch_size).astype(np.float32),
+    }
+
+
+# Preparing --------------------------------------------------------------------------------------
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _find_archive(root: Path, data_dir: Path, name: str, given: Path | str | None) -> Path | None:
+    if given is not None:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"{path} does not exist; pass the path of the NYU {name}")
+        return path
+    for candidate in (root / "downloads" / name, data_dir / name, root / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _extract(archive: Path, dest: Path, progress: bool) -> int:
+    """Write every ``*.h5`` member of `archive` into `dest` (by base name); skip finished ones.
+
+    Each file is written to a temporary name and renamed, so a file with its final name is
+    complete; an interrupted extraction resumes (files already present with the member's size
+    are skipped, though the xz stream is read again from the start).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    written = 0
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                name = member.name.rsplit("/", 1)[-1]
+                if not member.isfile() or not name.endswith(".h5") or name.startswith("."):
+                    continue
+                final = dest / name
+                if final.is_file() and final.stat().st_size == member.size:
+                    continue
+                source = tar.extractfile(member)
+                assert source is not None
+                tmp = dest / f".{name}.partial"
+                with source, open(tmp, "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 22)
+                os.replace(tmp, final)
+                written += 1
+                if written % 50 == 0:
+                    _say(progress, f"{DATASET}: {written} volumes extracted into {dest.name}")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DatasetError(
+            f"{archive} cannot be extracted ({e}); check the download (or delete it and "
+            "download it again), then run the preparation again"
+        ) from None
+    return written
+
+
+def prepare(
+    data_dir: Path | str,
+    *,
+    train_tar: Path | str | None = None,
+    val_tar: Path | str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Extract and check the NYU knee single-coil archives into ``<data_dir>/fastmri/``.
+
+    Args:
+        data_dir: data root.
+        train_tar, val_tar: ``knee_singlecoil_{train,val}.tar.xz`` (default: that name under
+            ``<data_dir>/fastmri/downloads/``, ``<data_dir>`` or ``<data_dir>/fastmri``). A split
+            folder that already holds ``.h5`` files (extracted by hand) needs no archive.
+
+    Idempotent (a ready folder returns at once) and resumable (see `_extract`). Checks free
+    space before extracting, then opens every volume to check its layout (`scan_file`) and
+    writes ``index.json`` and the manifest. Raises `DatasetError` with a one-line fix.
+    """
+    data_dir = Path(data_dir).expanduser()
+    root = dataset_dir(data_dir)
+    if manifest_status(root) == "ready" and _read_index(root) is not None:
+        _say(progress, f"{DATASET}: ready in {root}")
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    given = {"train": train_tar, "val": val_tar}
+    for role, (name, folder) in ARCHIVES.items():
+        archive = _find_archive(root, data_dir, name, given[role])
+        if archive is None:
+            if any((root / folder).glob("*.h5")):
+                continue  # extracted before (or by hand)
+            raise DatasetError(
+                f"{name} not found: download it from https://fastmri.med.nyu.edu/ (registration) "
+                f"and pass --fastmri_{role}_tar PATH, or put it in {root / 'downloads'}"
+            )
+        needed = int(archive.stat().st_size * EXTRACT_FACTOR)
+        present = sum(f.stat().st_size for f in (root / folder).glob("*.h5"))
+        check_free_space(root, max(0, needed - present), f"{DATASET} {folder} (extracted)")
+        _say(progress, f"{DATASET}: extracting {archive.name} into {root / folder}")
+        _extract(archive, root / folder, progress)
+    index = build_index(root, progress)
+    files = [f"{folder}/{n}" for folder, entries in index.items() for n in entries]
+    slices = {
+        folder: sum(e["slices"] for e in entries.values()) for folder, entries in index.items()
+    }
+    write_manifest(root, [INDEX_FILE, *files], dataset=DATASET, slices=slices)
+    clear_cache()
+    _say(progress, f"{DATASET}: ready in {root} ({slices})")
+    return root
+
+
+def prepare_dataset(
+    dataset: str,
+    data_dir: Path | str,
+    *,
+    offline_fallback: bool = True,
+    progress: bool = True,
+    **kwargs: Any,
+) -> Path:
+    """`algoperf datasets prepare fastmri` entry; fastMRI has no offline source."""
+    del offline_fallback
+    if dataset != DATASET:
+        raise ValueError(f"workloads.fastmri.data prepares {DATASET!r}, not {dataset!r}")
+    return prepare(data_dir, progress=progress, **kwargs)
