@@ -1,0 +1,120 @@
+"""What the JAX and PyTorch ogbg workloads share: graph batches, the masked loss rule, the eval.
+
+Train batches are built for the devices (or DDP ranks) there are: ``num_shards`` device shards of
+``global_batch_size // num_shards`` graphs each, as upstream (`workloads.ogbg.data`).
+
+Evaluation covers every graph of a split exactly once, on any device count. Each device shard
+holds at most ``eval_rows_per_device`` graphs (``eval_batch_size // 8`` = 4,096, the per-device
+size of upstream's 8-GPU reference system), packed in index order; shards go to the devices in
+groups, the last group filled with empty shards. A graph's shard is therefore the same whatever
+the device count or the eval batch size passed to `eval_model`, and the model's logits for it are
+the same up to the device program's rounding. The logits, labels and masks of the real graphs are
+concatenated over the split and the metrics finalised once in numpy (`workloads.ogbg.metrics`).
+
+Upstream instead evaluates ``ceil(num_examples / eval_batch_size)`` global batches of
+``eval_batch_size // num_devices`` graphs per device from an ``itertools.cycle``d iterator that
+drops an incomplete last group of shards; on 8 devices that is the first ~32.7k of the 43,793
+validation (and test) graphs, each evaluated twice (README, "Deviations from upstream").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from algoperf.workload_config import WorkloadConfig
+from workloads.ogbg import data, metrics
+from workloads.ogbg.param_map import gnn_layout, output_dense
+
+
+class OgbgData:
+    """Mixin: ogbg graph batches, the data check, the whole-split evaluation."""
+
+    config: WorkloadConfig
+    eval_rows_per_device: int
+
+    _eval_num_shards: Any  # the framework layer's device (JAX) or DDP-rank (PyTorch) count
+    _eval_batch: Any
+    _to_device: Any
+
+    def _num_data_shards(self) -> int:
+        """Device shards per global batch: the devices (JAX) or DDP ranks (PyTorch)."""
+        return self._eval_num_shards()
+
+    def _numpy_batches(
+        self,
+        split: str,
+        data_dir: str,
+        global_batch_size: int,
+        seed: int,
+        num_examples: int | None = None,
+        start_step: int = 0,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        del num_examples  # eval splits are always covered whole
+        return data.numpy_batches(
+            data_dir,
+            self.config,
+            split,
+            global_batch_size,
+            seed,
+            num_shards=self._num_data_shards(),
+            start_step=start_step,
+        )
+
+    def check_data(self, data_dir: str) -> None:
+        """Fail before any log is written if a split is missing or has the wrong size."""
+        graphs = data.load(data_dir)
+        for split in data.SPLITS:
+            data.split_indices(graphs, self.config, split, data_dir)
+
+    def is_output_params(self, param_key: Any) -> bool:
+        """The decoder. (Upstream's JAX workload names ``Dense_17``, which is no layer of the
+        base model, whose decoder is ``Dense_15``; its PyTorch one names the decoder.)"""
+        layout = gnn_layout(self.config.model)
+        return param_key in (output_dense(layout), "decoder.weight", "decoder.bias")
+
+    def _eval_logits(self, params: Any, model_state: Any, batch: dict[str, np.ndarray], rng: Any):
+        """(graph slots, 128) logits of one global eval batch, on the host."""
+        return self._eval_batch(params, model_state, self._to_device(batch), rng)["logits"]
+
+    def _eval_model_on_split(
+        self,
+        split: str,
+        num_examples: int,
+        global_batch_size: int,
+        params: Any,
+        model_state: Any,
+        rng: Any,
+        data_dir: str,
+        global_step: int = 0,
+    ) -> dict[str, float]:
+        del global_batch_size, global_step  # the device shards do not depend on them
+        graphs = data.load(data_dir)
+        ids = data.split_indices(graphs, self.config, split, data_dir)
+        budget = data.Budget(self.eval_rows_per_device)
+        num_shards = self._eval_num_shards()
+        logits, labels, mask = [], [], []
+        for group in data.eval_groups(graphs, ids, budget, num_shards):
+            batch = data.concat_shards([shard for shard, _ in group])
+            out = np.asarray(self._eval_logits(params, model_state, batch, rng))
+            out = out.reshape(num_shards, budget.max_graphs, -1)
+            for i, (shard, k) in enumerate(group):
+                logits.append(out[i, :k])
+                labels.append(shard["targets"][:k])
+                mask.append(shard["weights"][:k])
+        counted = sum(len(x) for x in logits)
+        if counted != num_examples:
+            raise RuntimeError(
+                f"{self.config.name}: evaluated {counted} graphs of split {split!r}, "
+                f"expected {num_examples}"
+            )
+        return metrics.finalize(
+            np.concatenate(logits), np.concatenate(labels), np.concatenate(mask)
+        )
+
+
+def smoothed_labels(labels: Any, label_smoothing: float, num_tasks: int) -> Any:
+    """Upstream's label smoothing for the 128 binary tasks: ``(1 - a) y + a / 128``."""
+    return (1.0 - label_smoothing) * labels + label_smoothing / num_tasks

@@ -1,0 +1,175 @@
+"""Tiny ogbg fixtures in OGB's real ``pcba.zip`` format (generated molecule-like rows).
+
+`write_archive` writes a zip with OGB's layout (``pcba/raw/*.csv.gz``, ``pcba/split/scaffold/
+{train,valid,test}.csv.gz``, ``pcba/mapping/mol.csv.gz``, ``pcba/RELEASE_v1.txt``): graphs of 2
+to 40 atoms (a chain with a ring bond every few atoms), atom features in OGB's 9 feature ranges,
+bond features in its 3 ranges, 128 labels per graph, about 40% unmeasured (empty cells). Labels
+depend on the graphs (task t is positive when the molecule has more than ``t % 20 + 2`` ring bonds
+or atoms of type ``t % 7``), so a model can learn something. `workloads.ogbg.data.prepare` runs
+unchanged on it (a ``file://`` URL or a local HTTP server stands in for OGB's host).
+`fixture_config` returns a config whose split sizes fit the archive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from algoperf.workload_config import WorkloadConfig
+from workloads.ogbg import data
+
+# Exclusive upper bounds of OGB's atom and bond features (ogb.utils.features).
+ATOM_FEATURE_RANGES = (119, 5, 12, 12, 10, 6, 6, 2, 2)
+BOND_FEATURE_RANGES = (5, 6, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class OgbgFixture:
+    """What `write_archive` wrote, with the raw rows it holds."""
+
+    archive: Path
+    sha256: str
+    size: int
+    num_nodes: np.ndarray  # (G,)
+    edges: list[np.ndarray]  # per graph (e, 2), one direction
+    node_feat: np.ndarray  # (N, 9)
+    edge_feat: np.ndarray  # (E, 3)
+    labels: np.ndarray  # (G, 128), NaN unmeasured
+    splits: dict[str, np.ndarray]  # "train" / "valid" / "test" -> graph indices (unsorted)
+
+
+def _molecules(rng: np.random.Generator, num_graphs: int):
+    num_nodes = rng.integers(2, 41, num_graphs)
+    num_nodes[rng.random(num_graphs) < 0.02] = 1  # a few single atoms (no bonds), as in molpcba
+    edges = []
+    for n in num_nodes:
+        chain = [(i, i + 1) for i in range(n - 1)]
+        rings = [(i, i + 5) for i in range(0, n - 5, 4) if rng.random() < 0.6]
+        edges.append(np.array(chain + rings, np.int64).reshape(-1, 2))
+    total_nodes, total_edges = int(num_nodes.sum()), sum(len(e) for e in edges)
+    node_feat = np.stack(
+        [rng.integers(0, hi, total_nodes) for hi in ATOM_FEATURE_RANGES], axis=1
+    ).astype(np.int64)
+    node_feat[:, 0] = rng.choice([5, 6, 7, 8, 15, 16], total_nodes)  # mostly C, N, O, ...
+    edge_feat = np.stack(
+        [rng.integers(0, hi, total_edges) for hi in BOND_FEATURE_RANGES], axis=1
+    ).astype(np.int64)
+    return num_nodes, edges, node_feat, edge_feat
+
+
+def _labels(rng, num_nodes, edges, node_feat) -> np.ndarray:
+    g = len(num_nodes)
+    offsets = np.concatenate([[0], np.cumsum(num_nodes)])
+    tasks = np.arange(data.NUM_TASKS)
+    labels = np.zeros((g, data.NUM_TASKS), np.float32)
+    for i in range(g):
+        rings = len(edges[i]) - (num_nodes[i] - 1)
+        atoms = node_feat[offsets[i] : offsets[i + 1], 0]
+        has_type = np.isin(tasks % 7 + 5, atoms)
+        labels[i] = (rings > tasks % 20 // 4) & has_type
+    labels[rng.random(labels.shape) < 0.4] = np.nan
+    return labels
+
+
+def _csv_gz(rows: np.ndarray, fmt: str) -> bytes:
+    text = io.StringIO()
+    for row in np.atleast_2d(rows):
+        text.write(",".join(fmt.format(v) for v in row) + "\n")
+    return gzip.compress(text.getvalue().encode(), mtime=0)
+
+
+def _label_csv_gz(labels: np.ndarray) -> bytes:
+    lines = (",".join("" if np.isnan(v) else str(int(v)) for v in row) for row in labels)
+    return gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+
+
+def write_archive(
+    path: Path,
+    *,
+    num_train: int = 48,
+    num_valid: int = 12,
+    num_test: int = 12,
+    seed: int = 0,
+) -> OgbgFixture:
+    """Write an OGB-format ``pcba.zip`` with the given scaffold-split sizes (graphs shuffled
+    over the splits, so split files are not contiguous ranges)."""
+    rng = np.random.default_rng(seed)
+    g = num_train + num_valid + num_test
+    num_nodes, edges, node_feat, edge_feat = _molecules(rng, g)
+    labels = _labels(rng, num_nodes, edges, node_feat)
+    order = rng.permutation(g)
+    splits = {
+        "train": order[:num_train],
+        "valid": order[num_train : num_train + num_valid],
+        "test": order[num_train + num_valid :],
+    }
+    members = {
+        "pcba/raw/edge.csv.gz": _csv_gz(np.concatenate(edges), "{}"),
+        "pcba/raw/edge-feat.csv.gz": _csv_gz(edge_feat, "{}"),
+        "pcba/raw/node-feat.csv.gz": _csv_gz(node_feat, "{}"),
+        "pcba/raw/graph-label.csv.gz": _label_csv_gz(labels),
+        "pcba/raw/num-node-list.csv.gz": _csv_gz(num_nodes[:, None], "{}"),
+        "pcba/raw/num-edge-list.csv.gz": _csv_gz(np.array([len(e) for e in edges])[:, None], "{}"),
+        "pcba/mapping/mol.csv.gz": gzip.compress(
+            ("\n".join(f"C{i},mol_{i}" for i in range(g)) + "\n").encode(), mtime=0
+        ),
+        "pcba/RELEASE_v1.txt": b"fixture in the layout of OGB's pcba.zip\n",
+        **{
+            f"pcba/split/scaffold/{name}.csv.gz": _csv_gz(idx[:, None], "{}")
+            for name, idx in splits.items()
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in members.items():
+            info = zipfile.ZipInfo(name, date_time=(2021, 1, 1, 0, 0, 0))
+            archive.writestr(info, payload)
+    payload = path.read_bytes()
+    return OgbgFixture(
+        archive=path,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        size=len(payload),
+        num_nodes=num_nodes,
+        edges=edges,
+        node_feat=node_feat,
+        edge_feat=edge_feat,
+        labels=labels,
+        splits=splits,
+    )
+
+
+def prepare_fixture(data_dir: Path, **sizes: int) -> tuple[Path, OgbgFixture]:
+    """Write a fixture archive and prepare it into ``<data_dir>/ogbg`` (the real code path)."""
+    fixture = write_archive(Path(data_dir) / "ogbg_fixture_src" / data.ARCHIVE, **sizes)
+    dest = data.prepare(
+        data_dir,
+        urls=[fixture.archive.as_uri()],
+        sha256=fixture.sha256,
+        size=fixture.size,
+        progress=False,
+    )
+    return dest, fixture
+
+
+def fixture_config(
+    config: WorkloadConfig,
+    fixture: OgbgFixture,
+    *,
+    num_eval_train: int = 8,
+    eval_batch_size: int = 64,
+) -> WorkloadConfig:
+    """`config` with the fixture's split sizes and a small eval batch (8 graphs per device)."""
+    return dataclasses.replace(
+        config,
+        num_train_examples=len(fixture.splits["train"]),
+        num_validation_examples=len(fixture.splits["valid"]),
+        num_test_examples=len(fixture.splits["test"]),
+        num_eval_train_examples=num_eval_train,
+        eval_batch_size=eval_batch_size,
+    )

@@ -1,0 +1,116 @@
+"""ogbg (and _gelu, _silu, _model_size) in JAX: the flax GNN on `jraph.GraphsTuple` batches.
+
+``batch['inputs']`` is a ``jraph.GraphsTuple`` (nodes (N, 9), edges (E, 3), senders, receivers,
+n_node, n_edge; globals ``{}``) as in upstream's JAX workload, sharded along the leading axis of
+every array (each device holds its own shard's nodes, edges and graph slots; node indices are
+global, as ``jraph.batch_np`` makes them). ``targets`` / ``weights`` are (graphs, 128).
+No model state (None); dropout only in TRAIN mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+from algoperf import spec
+from algoperf.frameworks import jax as fjax
+from algoperf.frameworks.jax_workload import JaxWorkload
+from workloads.ogbg import model_jax
+from workloads.ogbg.common import OgbgData, smoothed_labels
+
+
+def to_graphs_tuple(batch: dict[str, Any]) -> dict[str, Any]:
+    """A flat numpy batch -> ``{'inputs': GraphsTuple, 'targets', 'weights'}``."""
+    graph = jraph.GraphsTuple(
+        nodes=batch["nodes"],
+        edges=batch["edges"],
+        receivers=batch["receivers"],
+        senders=batch["senders"],
+        globals={},
+        n_node=batch["n_node"],
+        n_edge=batch["n_edge"],
+    )
+    return {"inputs": graph, "targets": batch["targets"], "weights": batch["weights"]}
+
+
+def masked_sigmoid_cross_entropy(
+    labels: jax.Array, logits: jax.Array, mask: jax.Array | None, label_smoothing: float = 0.0
+) -> dict[str, jax.Array]:
+    """Upstream's ogbg loss: TF's stable sigmoid cross-entropy per (graph, task), 0 where the
+    mask is 0; ``n_valid_examples`` is the number of labelled entries."""
+    if mask is None:
+        mask = jnp.ones_like(logits)
+    if not logits.shape == labels.shape == mask.shape or logits.ndim != 2:
+        raise ValueError(
+            f"ogbg loss: logits {logits.shape}, targets {labels.shape} and weights {mask.shape} "
+            "must have the same (graphs, tasks) shape"
+        )
+    valid = mask.astype(bool)
+    # Masked labels never reach the gradient (upstream sets them to -1 for the same reason).
+    labels = smoothed_labels(jnp.where(valid, labels, -1.0), label_smoothing, labels.shape[-1])
+    losses = jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    per_example = jnp.where(valid, losses, 0.0)
+    return {
+        "summed": per_example.sum(),
+        "n_valid_examples": mask.sum(),
+        "per_example": per_example,
+    }
+
+
+class OgbgWorkload(OgbgData, JaxWorkload):
+    """Registry entry of the ogbg family; the variant's ``config.model`` configures the GNN."""
+
+    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
+        self._model = model_jax.build_model(self.config.model)
+        params = model_jax.init(self._model, rng)
+        self._finish_init(params)
+        return fjax.replicate(params), None
+
+    def model_fn(
+        self,
+        params: spec.ParameterContainer,
+        augmented_and_preprocessed_input_batch: dict[str, spec.Tensor],
+        model_state: spec.ModelAuxiliaryState,
+        mode: spec.ForwardPassMode,
+        rng: spec.RandomState,
+        update_batch_norm: bool,
+        dropout_rate: float | None = None,
+    ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
+        del update_batch_norm  # no batch norm
+        if model_state is not None:
+            raise ValueError(f"ogbg has no model state; got {type(model_state).__name__}")
+        train = mode == spec.ForwardPassMode.TRAIN
+        rate = self.dropout_rate if dropout_rate is None else dropout_rate
+        logits = self._model.apply(
+            {"params": params},
+            augmented_and_preprocessed_input_batch["inputs"],
+            train=train,
+            dropout_rate=rate if train else 0.0,
+            rngs={"dropout": rng} if train else {},
+        )
+        return logits, None
+
+    def loss_fn(
+        self,
+        label_batch: spec.Tensor,
+        logits_batch: spec.Tensor,
+        mask_batch: spec.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, spec.Tensor]:
+        """Masked sigmoid cross-entropy over (graphs, 128) (see `masked_sigmoid_cross_entropy`)."""
+        return masked_sigmoid_cross_entropy(label_batch, logits_batch, mask_batch, label_smoothing)
+
+    def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        return fjax.shard_batch(to_graphs_tuple(batch))
+
+    def _per_example_metrics(
+        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
+    ) -> dict[str, jax.Array]:
+        logits, _ = self.model_fn(
+            params, batch, model_state, spec.ForwardPassMode.EVAL, rng, False, 0.0
+        )
+        return {"logits": logits}

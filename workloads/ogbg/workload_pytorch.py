@@ -1,0 +1,133 @@
+"""ogbg (and _gelu, _silu, _model_size) in PyTorch: the GNN on `Graphs` batches.
+
+``batch['inputs']`` is a `workloads.ogbg.model_pytorch.Graphs` (``jraph.GraphsTuple``'s fields;
+indices int64), ``targets`` / ``weights`` float32 (graphs, 128). Under DDP every rank takes its own
+device shard of the global batch (the numpy batch holds one shard per rank, node indices made
+local again), so no graph crosses ranks. No model state (None); dropout only in TRAIN mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from algoperf import spec
+from algoperf.frameworks.pytorch_workload import PyTorchWorkload
+from workloads.ogbg import model_pytorch
+from workloads.ogbg.common import OgbgData, smoothed_labels
+
+_INDEX_KEYS = ("senders", "receivers", "n_node", "n_edge")
+
+
+def rank_shard(batch: dict[str, np.ndarray], rank: int, world: int) -> dict[str, np.ndarray]:
+    """Device shard `rank` of a global batch of `world` shards, with shard-local node indices."""
+    if world == 1:
+        return batch
+    out = {}
+    for key, value in batch.items():
+        per = len(value) // world
+        out[key] = value[rank * per : (rank + 1) * per]
+    nodes_per_shard = len(batch["nodes"]) // world
+    for key in ("senders", "receivers"):
+        out[key] = out[key] - np.int32(rank * nodes_per_shard)
+    return out
+
+
+def masked_sigmoid_cross_entropy(
+    labels: torch.Tensor,
+    logits: torch.Tensor,
+    mask: torch.Tensor | None,
+    label_smoothing: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """Upstream's ogbg loss: TF's stable sigmoid cross-entropy per (graph, task), 0 where the
+    mask is 0; ``n_valid_examples`` is the number of labelled entries."""
+    if mask is None:
+        mask = torch.ones_like(logits)
+    if not logits.shape == labels.shape == mask.shape or logits.dim() != 2:
+        raise ValueError(
+            f"ogbg loss: logits {tuple(logits.shape)}, targets {tuple(labels.shape)} and weights "
+            f"{tuple(mask.shape)} must have the same (graphs, tasks) shape"
+        )
+    valid = mask.to(torch.bool)
+    labels = smoothed_labels(torch.where(valid, labels, -1.0), label_smoothing, labels.shape[-1])
+    losses = torch.relu(logits) - logits * labels + torch.log1p(torch.exp(-logits.abs()))
+    per_example = torch.where(valid, losses, 0.0)
+    return {
+        "summed": per_example.sum(),
+        "n_valid_examples": mask.sum(),
+        "per_example": per_example,
+    }
+
+
+class OgbgWorkload(OgbgData, PyTorchWorkload):
+    """Registry entry of the ogbg family; the variant's ``config.model`` configures the GNN."""
+
+    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
+        torch.random.manual_seed(int(rng[0]))
+        model = model_pytorch.build_model(self.config.model)
+        self._finish_init(model)
+        return self._wrap_model(model), None
+
+    def model_fn(
+        self,
+        params: spec.ParameterContainer,
+        augmented_and_preprocessed_input_batch: dict[str, spec.Tensor],
+        model_state: spec.ModelAuxiliaryState,
+        mode: spec.ForwardPassMode,
+        rng: spec.RandomState,
+        update_batch_norm: bool,
+        dropout_rate: float | None = None,
+    ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
+        del rng, update_batch_norm  # torch's global generator draws dropout; no batch norm
+        if model_state is not None:
+            raise ValueError(f"ogbg has no model state; got {type(model_state).__name__}")
+        model = params
+        train = mode == spec.ForwardPassMode.TRAIN
+        rate = self.dropout_rate if dropout_rate is None else float(dropout_rate)
+        model.train(train)
+        with contextlib.nullcontext() if train else torch.no_grad():
+            logits = model(
+                augmented_and_preprocessed_input_batch["inputs"],
+                dropout_rate=rate if train else 0.0,
+            )
+        return logits, None
+
+    def loss_fn(
+        self,
+        label_batch: spec.Tensor,
+        logits_batch: spec.Tensor,
+        mask_batch: spec.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, spec.Tensor]:
+        """Masked sigmoid cross-entropy over (graphs, 128) (see `masked_sigmoid_cross_entropy`)."""
+        return masked_sigmoid_cross_entropy(label_batch, logits_batch, mask_batch, label_smoothing)
+
+    def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        local = rank_shard(batch, self._dist.rank, self._dist.world_size)
+        tensors = {}
+        for key, value in local.items():
+            tensor = torch.from_numpy(np.ascontiguousarray(value))
+            if key in _INDEX_KEYS:
+                tensor = tensor.long()
+            tensors[key] = tensor.to(self.device, non_blocking=True)
+        graph = model_pytorch.Graphs(
+            nodes=tensors["nodes"],
+            edges=tensors["edges"],
+            receivers=tensors["receivers"],
+            senders=tensors["senders"],
+            globals={},
+            n_node=tensors["n_node"],
+            n_edge=tensors["n_edge"],
+        )
+        return {"inputs": graph, "targets": tensors["targets"], "weights": tensors["weights"]}
+
+    def _per_example_metrics(
+        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
+    ) -> dict[str, torch.Tensor]:
+        logits, _ = self.model_fn(
+            params, batch, model_state, spec.ForwardPassMode.EVAL, rng, False, 0.0
+        )
+        return {"logits": logits}
