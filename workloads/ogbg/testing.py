@@ -147,14 +147,15 @@ def write_archive(
 def prepare_fixture(data_dir: Path, **sizes: int) -> tuple[Path, OgbgFixture]:
     """Write a fixture archive and prepare it into ``<data_dir>/ogbg`` (the real code path)."""
     fixture = write_archive(Path(data_dir) / "ogbg_fixture_src" / data.ARCHIVE, **sizes)
-    dest = data.prepare(
-        data_dir,
-        urls=[fixture.archive.as_uri()],
-        sha256=fixture.sha256,
-        size=fixture.size,
-        progress=False,
-    )
+    dest = data.prepare(data_dir, source=fixture_source(fixture), progress=False)
     return dest, fixture
+
+
+def fixture_source(fixture: OgbgFixture, urls: tuple[str, ...] | None = None) -> data.Source:
+    """A `data.Source` for the fixture archive (its ``file://`` URL unless `urls` are given)."""
+    return data.Source(
+        urls=urls or (fixture.archive.as_uri(),), sha256=fixture.sha256, size=fixture.size
+    )
 
 
 def fixture_config(
