@@ -46,6 +46,10 @@ IMPLEMENTATIONS: dict[str, dict[str, str]] = {
         "jax": "workloads.imagenet.workload_jax:ImagenetWorkload",
         "pytorch": "workloads.imagenet.workload_pytorch:ImagenetWorkload",
     },
+    "fastmri": {
+        "jax": "workloads.fastmri.workload_jax:FastmriWorkload",
+        "pytorch": "workloads.fastmri.workload_pytorch:FastmriWorkload",
+    },
 }
 
 # Upstream's base workloads, in upstream's order (used to map a variant to its base name the way

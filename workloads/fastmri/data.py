@@ -228,6 +228,7 @@ def scan_file(path: Path) -> dict[str, Any]:
             if "max" not in hf.attrs:
                 raise DatasetError(f"{path} has no 'max' attribute; delete it and prepare again")
             return {
+                "size": path.stat().st_size,
                 "slices": int(kspace.shape[0]),
                 "kspace": [int(kspace.shape[1]), int(kspace.shape[2])],
                 "target": [int(target.shape[1]), int(target.shape[2])],
@@ -238,15 +239,41 @@ def scan_file(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def build_index(root: Path, progress: bool = False) -> dict[str, Any]:
-    """Scan every h5 file under `root`'s split folders and write ``index.json`` atomically."""
-    index: dict[str, Any] = {}
+def _index_complete(root: Path) -> bool:
+    """True when ``index.json`` exists and every volume it lists is present with its size."""
+    index = _read_index(root)
+    if index is None or "folders" not in index:
+        return False
+    for folder, entries in index["folders"].items():
+        for name, entry in entries.items():
+            f = root / folder / name
+            if not f.is_file() or f.stat().st_size != entry.get("size"):
+                return False
+    return True
+
+
+def build_index(
+    root: Path, progress: bool = False, num_validation_files: int = NUM_VALIDATION_FILES
+) -> dict[str, Any]:
+    """Scan every h5 file under `root`'s split folders and write ``index.json`` atomically.
+
+    The index records how many sorted validation files form the validation split (upstream:
+    100; small fixtures use fewer so that their test split is not empty).
+    """
+    folders: dict[str, Any] = {}
     for folder in (TRAIN_DIR, VAL_DIR):
         files = sorted((root / folder).glob("*.h5"))
         if not files:
             raise DatasetError(f"no .h5 files in {root / folder}; {_fix_hint(root.parent)}")
         _say(progress, f"{DATASET}: checking {len(files)} volumes in {folder}")
-        index[folder] = {f.name: scan_file(f) for f in files}
+        folders[folder] = {f.name: scan_file(f) for f in files}
+    if len(folders[VAL_DIR]) <= num_validation_files:
+        raise DatasetError(
+            f"{root / VAL_DIR} holds {len(folders[VAL_DIR])} volumes; the validation split takes "
+            f"the first {num_validation_files} and the test split the rest: extract the whole "
+            f"{ARCHIVES['val'][0]}"
+        )
+    index = {"folders": folders, "num_validation_files": int(num_validation_files)}
     tmp = root / f".{INDEX_FILE}.tmp"
     tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
     os.replace(tmp, root / INDEX_FILE)
@@ -274,14 +301,18 @@ def _load_split(root: str, split: str) -> Split:
             raise DatasetError(f"no fastMRI data in {path}; {_fix_hint(path.parent)}")
         index = build_index(path)
     folder = TRAIN_DIR if split in ("train", "eval_train") else VAL_DIR
-    names = sorted(index.get(folder, {}))
+    table = index.get("folders", {}).get(folder, {})
+    names = sorted(table)
+    num_val = int(index.get("num_validation_files", NUM_VALIDATION_FILES))
     if split == "validation":
-        names = names[:NUM_VALIDATION_FILES]
+        names = names[:num_val]
     elif split == "test":
-        names = names[NUM_VALIDATION_FILES:]
+        names = names[num_val:]
     if not names:
-        raise DatasetError(f"split {split!r} has no files in {path / folder}")
-    entries = [index[folder][n] for n in names]
+        raise DatasetError(
+            f"split {split!r} has no files in {path / folder}; {_fix_hint(path.parent)}"
+        )
+    entries = [table[n] for n in names]
     shapes = {tuple(e["target"]) for e in entries}
     if len(shapes) != 1:
         raise DatasetError(f"{path / folder}: volumes have different target shapes {shapes}")
@@ -533,6 +564,7 @@ def prepare(
     train_tar: Path | str | None = None,
     val_tar: Path | str | None = None,
     progress: bool = True,
+    num_validation_files: int = NUM_VALIDATION_FILES,
 ) -> Path:
     """Extract and check the NYU knee single-coil archives into ``<data_dir>/fastmri/``.
 
@@ -541,6 +573,9 @@ def prepare(
         train_tar, val_tar: ``knee_singlecoil_{train,val}.tar.xz`` (default: that name under
             ``<data_dir>/fastmri/downloads/``, ``<data_dir>`` or ``<data_dir>/fastmri``). A split
             folder that already holds ``.h5`` files (extracted by hand) needs no archive.
+        progress: status lines on stderr.
+        num_validation_files: sorted validation files in the validation split (upstream's 100;
+            for small fixtures only).
 
     Idempotent (a ready folder returns at once) and resumable (see `_extract`). Checks free
     space before extracting, then opens every volume to check its layout (`scan_file`) and
@@ -548,7 +583,7 @@ def prepare(
     """
     data_dir = Path(data_dir).expanduser()
     root = dataset_dir(data_dir)
-    if manifest_status(root) == "ready" and _read_index(root) is not None:
+    if manifest_status(root) == "ready" and _index_complete(root):
         _say(progress, f"{DATASET}: ready in {root}")
         return root
     root.mkdir(parents=True, exist_ok=True)
@@ -567,12 +602,13 @@ def prepare(
         check_free_space(root, max(0, needed - present), f"{DATASET} {folder} (extracted)")
         _say(progress, f"{DATASET}: extracting {archive.name} into {root / folder}")
         _extract(archive, root / folder, progress)
-    index = build_index(root, progress)
-    files = [f"{folder}/{n}" for folder, entries in index.items() for n in entries]
+    folders = build_index(root, progress, num_validation_files)["folders"]
+    files = [f"{folder}/{n}" for folder, entries in folders.items() for n in entries]
     slices = {
-        folder: sum(e["slices"] for e in entries.values()) for folder, entries in index.items()
+        folder: sum(e["slices"] for e in entries.values()) for folder, entries in folders.items()
     }
-    write_manifest(root, [INDEX_FILE, *files], dataset=DATASET, slices=slices)
+    # The manifest covers the index; the index records every volume's size (`_index_complete`).
+    write_manifest(root, [INDEX_FILE], dataset=DATASET, volumes=len(files), slices=slices)
     clear_cache()
     _say(progress, f"{DATASET}: ready in {root} ({slices})")
     return root
@@ -591,3 +627,170 @@ def prepare_dataset(
     if dataset != DATASET:
         raise ValueError(f"workloads.fastmri.data prepares {DATASET!r}, not {dataset!r}")
     return prepare(data_dir, progress=progress, **kwargs)
+
+
+# Fixtures ---------------------------------------------------------------------------------------
+
+
+def mri_slice() -> np.ndarray:
+    """A real 256x256 MRI slice (matplotlib's sample data ``s1045.ima.gz``), float64 in [0, 1]."""
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("s1045.ima.gz") as f:
+        image = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(np.float64)
+    return image / image.max()
+
+
+def _fixture_volume(
+    base: np.ndarray,
+    rng: np.random.Generator,
+    slices: int,
+    kspace_shape: tuple[int, int],
+    target_shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """k-space (slices, rows, cols) complex64, targets float32 and the volume max."""
+    from scipy import ndimage
+
+    rows, cols = kspace_shape
+    h, w = target_shape
+    kspace = np.empty((slices, rows, cols), np.complex64)
+    targets = np.empty((slices, h, w), np.float32)
+    yy, xx = np.mgrid[0:rows, 0:cols] / np.array([rows, cols]).reshape(2, 1, 1)
+    for i in range(slices):
+        # A slightly different view per slice: zoom to about the target size, shift, rescale.
+        scale = rng.uniform(1.0, 1.2)
+        img = ndimage.zoom(base, (h * scale / 256, w * scale / 256), order=1)
+        img = np.roll(img, tuple(int(v) for v in rng.integers(-3, 4, 2)), axis=(0, 1))
+        canvas = np.zeros((rows, cols))
+        ih, iw = min(rows, img.shape[0]), min(cols, img.shape[1])
+        r0, c0 = (rows - ih) // 2, (cols - iw) // 2
+        s0, t0 = (img.shape[0] - ih) // 2, (img.shape[1] - iw) // 2
+        canvas[r0 : r0 + ih, c0 : c0 + iw] = img[s0 : s0 + ih, t0 : t0 + iw]
+        magnitude = canvas * rng.uniform(2e-4, 4e-4) + rng.uniform(0, 2e-6, canvas.shape)
+        phase = 2 * np.pi * (rng.uniform(-0.3, 0.3) * yy + rng.uniform(-0.3, 0.3) * xx)
+        image = magnitude * np.exp(1j * phase)
+        # Orthonormal centred FFT: upstream's ifft2c (times sqrt(rows cols)) inverts it.
+        k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(image))) / np.sqrt(rows * cols)
+        kspace[i] = k.astype(np.complex64)
+        tr, tc = (rows - h) // 2, (cols - w) // 2
+        targets[i] = np.abs(image[tr : tr + h, tc : tc + w]).astype(np.float32)
+    return kspace, targets, float(targets.max())
+
+
+def write_volumes(
+    folder: Path | str,
+    num_volumes: int,
+    *,
+    slices: int = 3,
+    kspace_shape: tuple[int, int] = (640, 368),
+    target_shape: tuple[int, int] = IMAGE_SHAPE,
+    seed: int = 0,
+    first_number: int = 1_000_000,
+) -> list[Path]:
+    """Write `num_volumes` h5 volumes in the NYU single-coil layout, made from a real MRI slice.
+
+    Each file ``file<n>.h5`` has ``kspace`` complex64 (slices, *kspace_shape*),
+    ``reconstruction_esc`` float32 (slices, *target_shape*) = the magnitude of the fully
+    sampled image's centre, and the attribute ``max``, as the NYU files do.
+    """
+    import h5py
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base = mri_slice()
+    paths = []
+    for v in range(num_volumes):
+        kspace, targets, vmax = _fixture_volume(base, rng, slices, kspace_shape, target_shape)
+        path = folder / f"file{first_number + v}.h5"
+        with h5py.File(path, "w") as hf:
+            hf.create_dataset("kspace", data=kspace)
+            hf.create_dataset("reconstruction_esc", data=targets)
+            hf.attrs["max"] = np.float32(vmax)
+            hf.attrs["acquisition"] = "CORPD_FBK"
+        paths.append(path)
+    return paths
+
+
+def write_archives(
+    directory: Path | str,
+    *,
+    train_volumes: int = 2,
+    val_volumes: int = 3,
+    slices: int = 3,
+    kspace_shape: tuple[int, int] = (640, 368),
+    target_shape: tuple[int, int] = IMAGE_SHAPE,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """``knee_singlecoil_{train,val}.tar.xz`` fixtures in the NYU layout (``singlecoil_<split>/``)."""
+    directory = Path(directory)
+    staging = directory / ".fixture_volumes"
+    out = {}
+    for i, (role, n) in enumerate((("train", train_volumes), ("val", val_volumes))):
+        inner = f"singlecoil_{role}"
+        paths = write_volumes(
+            staging / inner,
+            n,
+            slices=slices,
+            kspace_shape=kspace_shape,
+            target_shape=target_shape,
+            seed=seed + i,
+            first_number=1_000_000 + 1000 * i,
+        )
+        archive = directory / ARCHIVES[role][0]
+        with tarfile.open(archive, "w:xz") as tar:
+            for p in paths:
+                tar.add(p, arcname=f"{inner}/{p.name}")
+        out[role] = archive
+    shutil.rmtree(staging)
+    return out
+
+
+def write_fixture(
+    data_dir: Path | str,
+    *,
+    train_volumes: int = 2,
+    validation_volumes: int = 2,
+    test_volumes: int = 1,
+    slices: int = 3,
+    kspace_shape: tuple[int, int] = (640, 368),
+    target_shape: tuple[int, int] = IMAGE_SHAPE,
+    seed: int = 0,
+    progress: bool = False,
+) -> Path:
+    """A small prepared fastMRI dataset: NYU-format archives, then `prepare` on them.
+
+    The validation split is the first `validation_volumes` sorted validation files (upstream:
+    100), the test split the other `test_volumes`. Returns the dataset folder.
+    """
+    root = dataset_dir(data_dir)
+    archives = write_archives(
+        root / "downloads",
+        train_volumes=train_volumes,
+        val_volumes=validation_volumes + test_volumes,
+        slices=slices,
+        kspace_shape=kspace_shape,
+        target_shape=target_shape,
+        seed=seed,
+    )
+    return prepare(
+        data_dir,
+        train_tar=archives["train"],
+        val_tar=archives["val"],
+        progress=progress,
+        num_validation_files=validation_volumes,
+    )
+
+
+def fixture_config(
+    config: WorkloadConfig, data_dir: Path | str, num_eval_train: int | None = None
+) -> WorkloadConfig:
+    """`config` with split sizes counted from the prepared (fixture) data in `data_dir`."""
+    sizes = {s: len(load_split(data_dir, s)) for s in ("train", "validation", "test")}
+    return dataclasses.replace(
+        config,
+        num_train_examples=sizes["train"],
+        num_validation_examples=sizes["validation"],
+        num_test_examples=sizes["test"],
+        num_eval_train_examples=num_eval_train or sizes["validation"],
+    )

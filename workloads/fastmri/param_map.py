@@ -13,10 +13,12 @@ in both spatial axes besides moving the channel axes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from algoperf import parity
 
 _DEFAULTS = {
     "num_channels": 32,
@@ -49,70 +51,56 @@ def unet_options(options: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _pairs(options: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], str, str]]:
-    """(flax path, torch name, kind) for every parameter; kind says how to convert it."""
+def _transpose_conv_to_jax(w: np.ndarray) -> np.ndarray:
+    """(in, out, kh, kw) torch ConvTranspose2d weight -> flax (kh, kw, in, out), flipped."""
+    return np.transpose(w, (2, 3, 0, 1))[::-1, ::-1]
+
+
+def _transpose_conv_to_pt(k: np.ndarray) -> np.ndarray:
+    return np.transpose(k[::-1, ::-1], (2, 3, 0, 1))
+
+
+def rules(options: Mapping[str, Any]) -> list[parity.Rule]:
+    """One `algoperf.parity.Rule` per parameter of the U-Net of `options` (flax ``params``)."""
     opts = unet_options(options)
     n = opts["num_pool_layers"]
     blocks = [f"down_sample_layers.{i}" for i in range(n)] + ["conv"]
     blocks += [f"up_conv.{i}" + (".0" if i == n - 1 else "") for i in range(n)]
+    out = []
     for k, prefix in enumerate(blocks):
         for j, idx in enumerate((0, 4)):
-            yield (
-                (f"ConvBlock_{k}", f"Conv_{j}", "kernel"),
-                f"{prefix}.conv_layers.{idx}.weight",
-                "conv",
+            block = ("params", f"ConvBlock_{k}")
+            out.append(
+                parity.conv_rule(
+                    f"{prefix}.conv_layers.{idx}.weight", (*block, f"Conv_{j}", "kernel")
+                )
             )
             if opts["use_layer_norm"]:
-                base = f"{prefix}.conv_layers.{idx + 1}"
-                yield (f"ConvBlock_{k}", f"LayerNorm_{j}", "scale"), f"{base}.weight", "vector"
-                yield (f"ConvBlock_{k}", f"LayerNorm_{j}", "bias"), f"{base}.bias", "vector"
+                norm = f"{prefix}.conv_layers.{idx + 1}"
+                out.append(
+                    parity.vector_rule(f"{norm}.weight", (*block, f"LayerNorm_{j}", "scale"))
+                )
+                out.append(parity.vector_rule(f"{norm}.bias", (*block, f"LayerNorm_{j}", "bias")))
     for i in range(n):
-        path = (f"TransposeConvBlock_{i}", "ConvTranspose_0", "kernel")
-        yield path, f"up_transpose_conv.{i}.layers.0.weight", "transpose_conv"
-    yield ("Conv_0", "kernel"), f"up_conv.{n - 1}.1.weight", "conv"
-    yield ("Conv_0", "bias"), f"up_conv.{n - 1}.1.bias", "vector"
-
-
-def _to_torch(value: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "conv":
-        return value.transpose(3, 2, 0, 1)
-    if kind == "transpose_conv":
-        return value[::-1, ::-1].transpose(2, 3, 0, 1)
-    return value
-
-
-def _to_flax(value: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "conv":
-        return value.transpose(2, 3, 1, 0)
-    if kind == "transpose_conv":
-        return value.transpose(2, 3, 0, 1)[::-1, ::-1]
-    return value
+        out.append(
+            parity.Rule(
+                f"up_transpose_conv.{i}.layers.0.weight",
+                ("params", f"TransposeConvBlock_{i}", "ConvTranspose_0", "kernel"),
+                _transpose_conv_to_jax,
+                _transpose_conv_to_pt,
+            )
+        )
+    out.append(parity.conv_rule(f"up_conv.{n - 1}.1.weight", ("params", "Conv_0", "kernel")))
+    out.append(parity.vector_rule(f"up_conv.{n - 1}.1.bias", ("params", "Conv_0", "bias")))
+    return out
 
 
 def jax_to_pytorch(params: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """flax params -> a complete PyTorch state dict (numpy, contiguous)."""
-    out = {}
-    for path, name, kind in _pairs(options):
-        node: Any = params
-        for part in path:
-            node = node[part]
-        out[name] = np.ascontiguousarray(_to_torch(np.asarray(node), kind))
-    return out
+    """flax params -> a complete PyTorch state dict (numpy); fails on any unmapped leaf."""
+    return parity.jax_to_pytorch({"params": params}, rules(options))
 
 
 def pytorch_to_jax(state_dict: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """PyTorch state dict (tensors or arrays) -> nested flax params (numpy)."""
-    out: dict[str, Any] = {}
-    for path, name, kind in _pairs(options):
-        value = state_dict[name]
-        value = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = np.ascontiguousarray(_to_flax(value, kind))
-    return out
-
-
-def parameter_names(options: Mapping[str, Any]) -> list[str]:
-    """Every PyTorch parameter name of the U-Net of `options` (the map's domain)."""
-    return [name for _, name, _ in _pairs(options)]
+    """PyTorch state dict -> nested flax params (numpy); fails on any unmapped key."""
+    sd = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else v for k, v in state_dict.items()}
+    return parity.pytorch_to_jax(sd, rules(options))["params"]
