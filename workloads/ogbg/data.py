@@ -379,12 +379,13 @@ def train_shard_ids(
     window = budget.graphs_per_device
     while True:
         if len(stream) - pos < window:
-            # Join the rest of this epoch to the next one (upstream's shuffled stream repeats).
-            epoch += 1
-            stream = np.concatenate(
-                [stream[pos:], ids[iterators.epoch_permutation(n, seed, epoch)]]
-            )
-            pos = 0
+            # Join the rest of this epoch to the next ones (upstream's shuffled stream repeats;
+            # a split smaller than a shard's graph budget spans several epochs per shard).
+            parts = [stream[pos:]]
+            while sum(len(p) for p in parts) < window:
+                epoch += 1
+                parts.append(ids[iterators.epoch_permutation(n, seed, epoch)])
+            stream, pos = np.concatenate(parts), 0
         head = stream[pos : pos + window]
         k = pack_counts(graphs.num_nodes[head], graphs.num_edges[head], budget)
         yield head[:k]

@@ -16,8 +16,11 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,3 +177,25 @@ def fixture_config(
         num_eval_train_examples=num_eval_train,
         eval_batch_size=eval_batch_size,
     )
+
+
+# Split sizes of the fixture `write_fixture` writes (``algoperf datasets prepare ogbg --fixture``).
+FIXTURE_SIZES = {"num_train": 64, "num_valid": 16, "num_test": 16}
+
+
+def write_fixture(dataset: str, data_dir: Path | str) -> Mapping[str, Any]:
+    """Write a small OGB-format ``pcba.zip`` and prepare it into ``<data_dir>/ogbg`` through the
+    real prepare path; return the config fields that fit it (split sizes, an eval batch cap of
+    64: 8 graphs per device shard)."""
+    if dataset != data.DATASET:
+        raise ValueError(f"workloads.ogbg.testing writes {data.DATASET!r}, not {dataset!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = write_archive(Path(tmp) / data.ARCHIVE, **FIXTURE_SIZES)
+        data.prepare(data_dir, source=fixture_source(fixture), progress=False)
+    return {
+        "num_train_examples": FIXTURE_SIZES["num_train"],
+        "num_eval_train_examples": 16,
+        "num_validation_examples": FIXTURE_SIZES["num_valid"],
+        "num_test_examples": FIXTURE_SIZES["num_test"],
+        "eval_batch_size": 64,
+    }
