@@ -794,3 +794,20 @@ def fixture_config(
         num_test_examples=sizes["test"],
         num_eval_train_examples=num_eval_train or sizes["validation"],
     )
+
+
+def write_cli_fixture(dataset: str, data_dir: Path | str) -> dict[str, Any]:
+    """``algoperf datasets prepare fastmri --fixture``: a real-shaped (640 x 368 k-space,
+    320 x 320 targets) dataset of 36 training, 8 validation and 4 test slices (enough for the
+    baseline's batch of 32), through the real archive and prepare path; returns its split sizes."""
+    if dataset != DATASET:
+        raise ValueError(f"workloads.fastmri.data writes {DATASET!r} fixtures, not {dataset!r}")
+    write_fixture(data_dir, train_volumes=2, validation_volumes=2, test_volumes=1, slices=18)
+    sizes = {s: len(load_split(data_dir, s)) for s in ("train", "validation", "test")}
+    return {
+        "num_train_examples": sizes["train"],
+        "num_eval_train_examples": sizes["validation"],
+        "num_validation_examples": sizes["validation"],
+        "num_test_examples": sizes["test"],
+        "eval_batch_size": 16,
+    }
