@@ -9,7 +9,7 @@ Checks, in order (a failed import stops the rest):
    its parent folder (or ``--tuning_search_space``) parses, and its first point is drawn;
 3. **per workload**: ``get_batch_size`` answers with a positive multiple of the device count;
    then a smoke run of ``--steps`` (3) steps through the real timed loop on synthetic batches
-   (``workloads/<family>/data.py::synthetic_batch``) at a small batch size, with
+   (the ``synthetic_batch`` its family declares, see `algoperf.registry`) at a small batch size, with
    ``prepare_for_eval`` at the eval points, checking what each function returns; finally one
    eval batch through the workload's eval path with the trained parameters, whose loss must be
    finite.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import math
 import re
 import sys
@@ -211,7 +210,7 @@ def smoke_run(
             ) from None
         smoke_batch = max(n_dev, min(batch, batch_cap) // n_dev * n_dev)
         workload = registry.get_workload(name, framework)
-        synthetic = importlib.import_module(f"workloads.{config.family}.data").synthetic_batch
+        synthetic = registry.synthetic_batch_fn(name)
 
         def synthetic_queue(data_rng: Any, split: str, data_dir: str, global_batch_size: int, **_):
             seed = 0

@@ -1,51 +1,102 @@
-"""The workload registry: an explicit table from workload name to config and implementations.
+"""The workload registry: every family declares itself in its own folder; this module finds them.
 
-Every workload and variant is a `WorkloadConfig` declared in `workloads/<family>/spec.py`
-(`VARIANTS`). Implementations are lazy ``"module:Class"`` strings per framework, one class per
-family and framework, configured by the variant's config, so importing this module imports
-neither JAX nor PyTorch. A family without an entry in `IMPLEMENTATIONS` is listed with its
-upstream numbers but cannot be run yet.
+A **family** is a package (``workloads/<family>/`` here, or any installed package) whose
+``spec.py`` defines ``FAMILY = registry.Family(...)``. The declaration is data: it imports
+neither JAX nor PyTorch (implementations and functions are lazy ``"module:attr"`` strings), so
+listing workloads stays cheap. Everything that needs to know about workloads reads it: this
+registry (`get_config`, `get_workload`), ``algoperf workloads`` (its ``--params`` counts),
+``algoperf datasets`` (datasets, prepare options, ``--fixture``), ``algoperf check`` (synthetic
+batches) and the contract suite (upstream parameter counts). Adding a family edits nothing
+outside its folder. A complete declaration::
+
+    # workloads/toy/spec.py (framework-free)
+    from algoperf.registry import Dataset, Family, PrepareOption
+    from algoperf.spec import LossType
+    from algoperf.workload_config import WorkloadConfig
+
+    TOY = WorkloadConfig(name="toy", base_name="toy", family="toy", dataset="toy", ...)
+
+    FAMILY = Family(
+        name="toy",                                   # = the configs' `family`
+        variants={c.name: c for c in (TOY, TOY.variant("toy_gelu", ...))},
+        implementations={                             # one class per framework, all variants
+            "jax": "workloads.toy.workload_jax:ToyWorkload",
+            "pytorch": "workloads.toy.workload_pytorch:ToyWorkload",
+        },
+        datasets=(
+            Dataset(
+                name="toy",                           # = the configs' `dataset`
+                prepare="workloads.toy.data:prepare_dataset",
+                fixture="workloads.toy.data:write_fixture",
+                options=(PrepareOption("--toy_archive", "archive", "the downloaded toy.tar"),),
+                description="what it is and where it comes from",
+            ),
+        ),
+        synthetic_batch="workloads.toy.data:synthetic_batch",
+        param_counts={"toy": 1234, "toy_gelu": 1234}, # upstream's trainable parameter counts
+    )
+
+The functions the strings name:
+
+- ``prepare(dataset: str, data_dir: Path, *, offline_fallback: bool = True, [progress: bool],
+  **options) -> Path``: download/verify/convert into ``<data_dir>/<dataset>/`` and return it
+  (raising `algoperf.data.DataError` with a one-line fix). ``options`` are the keywords of the
+  dataset's `PrepareOption` s that the user gave.
+- ``write_fixture(dataset: str, data_dir: Path) -> Mapping[str, Any]``: write a small dataset in
+  the real on-disk format into ``<data_dir>/<dataset>/`` (through the real prepare path where
+  there is one) and return the `WorkloadConfig` fields that fit it: split sizes
+  (``num_train_examples`` ...) and optionally ``eval_batch_size`` (a cap). `write_fixture` here
+  records them in ``<data_dir>/<dataset>/fixture.json``; ``get_config(name, data_dir=D)`` then
+  returns the config sized for the fixture, marked in its ``notes`` (see `fixture_overrides`).
+- ``synthetic_batch(config, global_batch_size: int, seed: int) -> dict[str, np.ndarray]``: a
+  host batch of the workload's shapes (used by ``algoperf check`` and the contract tests).
+
+**Discovery** (`families`): every sub-package of the ``workloads`` package whose ``spec`` module
+defines ``FAMILY``, then every entry point of the group ``algoperf.workloads`` (installed
+packages: ``[project.entry-points."algoperf.workloads"] toy = "toy_pkg.spec"``; the value names
+a module defining ``FAMILY`` or the `Family` object itself). A family that fails to import is an
+error, never skipped. Families are listed by (`Family.rank`, name). A spec module that still
+defines only ``VARIANTS`` (no ``FAMILY``) is listed with its upstream numbers and, until it is
+converted, the implementation and dataset tables of `_LEGACY_IMPLEMENTATIONS` and
+`algoperf.data.DATASETS`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
+import importlib.metadata
+import importlib.util
+import json
+import pkgutil
+import types
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from algoperf.workload_config import WorkloadConfig
 
 FRAMEWORKS = ("jax", "pytorch")
 
-# Families, in the order `algoperf workloads` lists them.
-FAMILIES = (
-    "mnist",
-    "cifar",
-    "criteo1tb",
-    "fastmri",
-    "imagenet",
-    "librispeech",
-    "ogbg",
-    "wmt",
-    "finewebedu_lm",
+# Entry-point group through which installed packages register families.
+ENTRY_POINT_GROUP = "algoperf.workloads"
+
+# Written by `write_fixture` into the dataset folder; read by `fixture_overrides`.
+FIXTURE_FILE = "fixture.json"
+
+# Config fields a fixture writer may set; `eval_batch_size` only caps the registered value.
+FIXTURE_FIELDS = (
+    "num_train_examples",
+    "num_eval_train_examples",
+    "num_validation_examples",
+    "num_test_examples",
+    "eval_batch_size",
 )
 
-# family -> framework -> "module:Class". A family's class serves all of its variants.
-IMPLEMENTATIONS: dict[str, dict[str, str]] = {
-    "mnist": {
-        "jax": "workloads.mnist.workload_jax:MnistWorkload",
-        "pytorch": "workloads.mnist.workload_pytorch:MnistWorkload",
-    },
-    "cifar": {
-        "jax": "workloads.cifar.workload_jax:CifarWorkload",
-        "pytorch": "workloads.cifar.workload_pytorch:CifarWorkload",
-    },
-    # One entry class per framework: it builds the ResNet or ViT workload of config.model["arch"].
-    "imagenet": {
-        "jax": "workloads.imagenet.workload_jax:ImagenetWorkload",
-        "pytorch": "workloads.imagenet.workload_pytorch:ImagenetWorkload",
-    },
+# Implementations of families whose spec.py does not declare `FAMILY` yet (transitional).
+_LEGACY_IMPLEMENTATIONS: dict[str, dict[str, str]] = {
     "fastmri": {
         "jax": "workloads.fastmri.workload_jax:FastmriWorkload",
         "pytorch": "workloads.fastmri.workload_pytorch:FastmriWorkload",
@@ -74,19 +125,235 @@ class NotImplementedWorkloadError(ValueError):
     """A registered workload with no implementation for the requested framework."""
 
 
+class RegistrationError(RuntimeError):
+    """A family declaration that is malformed or clashes with another one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOption:
+    """One ``algoperf datasets prepare`` flag forwarded to a dataset's prepare function.
+
+    Attributes:
+        flag: the command-line flag, e.g. ``--imagenet_train_tar`` (prefix it with the dataset
+            name: flags of all datasets share one parser, and a flag is refused unless its
+            dataset is being prepared).
+        keyword: the prepare function's keyword argument that receives the value.
+        help: one line for ``--help``.
+        kind: ``path`` / ``str`` / ``int`` (a value), ``bool`` (``--flag`` / ``--no-flag``), or
+            ``const`` (a switch that passes `const`).
+        const: the value passed for a ``const`` switch.
+    """
+
+    flag: str
+    keyword: str
+    help: str
+    kind: Literal["path", "str", "int", "bool", "const"] = "path"
+    const: Any = None
+
+    def __post_init__(self) -> None:
+        if not self.flag.startswith("--"):
+            raise RegistrationError(f"prepare option {self.flag!r} must start with '--'")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A dataset ``algoperf datasets`` can prepare (see the module docstring for signatures).
+
+    Attributes:
+        name: the dataset key (a config's ``dataset``; the folder under the data root).
+        prepare: ``"module:function"`` of its prepare function.
+        fixture: ``"module:function"`` of its fixture writer (None: none yet).
+        options: extra prepare flags.
+        exclusive: groups of option keywords of which at most one may be given.
+        description: one line shown by ``algoperf datasets list``.
+    """
+
+    name: str
+    prepare: str
+    fixture: str | None = None
+    options: tuple[PrepareOption, ...] = ()
+    exclusive: tuple[tuple[str, ...], ...] = ()
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A workload family's declaration (``FAMILY`` in its ``spec.py``).
+
+    Attributes:
+        name: the family name; every config in `variants` has ``family == name``.
+        variants: workload name -> config, base workloads and variants, in listing order.
+        implementations: framework -> ``"module:Class"``; the class is built as
+            ``Class(config=config)`` for every variant. Empty: listed, not runnable yet.
+        datasets: the datasets its configs read.
+        synthetic_batch: ``"module:function"`` making host batches of the workload's shapes.
+        param_counts: workload name -> upstream's trainable parameter count (the contract suite
+            checks every implemented workload against it).
+        rank: listing position (families sort by (rank, name)).
+    """
+
+    name: str
+    variants: Mapping[str, WorkloadConfig]
+    implementations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    datasets: tuple[Dataset, ...] = ()
+    synthetic_batch: str | None = None
+    param_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    rank: int = 100
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variants", types.MappingProxyType(dict(self.variants)))
+        object.__setattr__(
+            self, "implementations", types.MappingProxyType(dict(self.implementations))
+        )
+        object.__setattr__(self, "param_counts", types.MappingProxyType(dict(self.param_counts)))
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+
+
+def load_target(target: str) -> Any:
+    """The object a lazy ``"module:attr"`` string names (imports the module)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise RegistrationError(f"{target!r} is not a 'module:attr' string")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _validate(family: Family, origin: str) -> Family:
+    if not isinstance(family, Family):
+        raise RegistrationError(f"{origin}: FAMILY is a {type(family).__name__}, not a Family")
+    for name, config in family.variants.items():
+        if config.name != name:
+            raise RegistrationError(f"{origin}: variants key {name!r} holds {config.name!r}")
+        if config.family != family.name:
+            raise RegistrationError(
+                f"{origin}: workload {name!r} declares family {config.family!r}, not {family.name!r}"
+            )
+    for fw, target in family.implementations.items():
+        if fw not in FRAMEWORKS:
+            raise RegistrationError(f"{origin}: unknown framework {fw!r} in implementations")
+        if ":" not in target:
+            raise RegistrationError(f"{origin}: implementation {target!r} is not 'module:Class'")
+    declared = {d.name for d in family.datasets}
+    used = {c.dataset for c in family.variants.values()}
+    if family.datasets and not used <= declared:
+        raise RegistrationError(
+            f"{origin}: datasets {', '.join(sorted(used - declared))} used by its workloads are "
+            "not declared in FAMILY.datasets"
+        )
+    return family
+
+
+def _legacy_family(name: str, module: types.ModuleType) -> Family:
+    """A `Family` for a spec module that defines only ``VARIANTS`` (not converted yet)."""
+    from algoperf.data import DATASETS
+
+    variants = module.VARIANTS
+    names = dict.fromkeys(c.dataset for c in variants.values())
+    return Family(
+        name=name,
+        variants=variants,
+        implementations=_LEGACY_IMPLEMENTATIONS.get(name, {}),
+        datasets=tuple(Dataset(d, DATASETS[d]) for d in names if d in DATASETS),
+        synthetic_batch=f"workloads.{name}.data:synthetic_batch",
+    )
+
+
+def _from_module(module: types.ModuleType, origin: str, legacy_name: str | None) -> Family | None:
+    family = getattr(module, "FAMILY", None)
+    if family is not None:
+        return _validate(family, origin)
+    if legacy_name is not None and hasattr(module, "VARIANTS"):
+        return _validate(_legacy_family(legacy_name, module), origin)
+    return None
+
+
+def _builtin_families() -> list[Family]:
+    import workloads
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(workloads.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        spec_name = f"workloads.{info.name}.spec"
+        if importlib.util.find_spec(spec_name) is None:
+            continue  # e.g. workloads/common: shared code, no family
+        family = _from_module(importlib.import_module(spec_name), spec_name, info.name)
+        if family is not None:
+            found.append(family)
+    return found
+
+
+def _entry_point_families() -> list[Family]:
+    found = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP})"
+        try:
+            obj = ep.load()
+        except Exception as e:
+            raise RegistrationError(f"{origin} cannot be imported: {type(e).__name__}: {e}") from e
+        family = obj if isinstance(obj, Family) else _from_module(obj, origin, None)
+        if family is None:
+            raise RegistrationError(f"{origin}: the module defines no FAMILY")
+        found.append(_validate(family, origin))
+    return found
+
+
+@cache
+def families() -> dict[str, Family]:
+    """Every registered family by name, in listing order (see the module docstring)."""
+    by_name: dict[str, Family] = {}
+    workloads_seen: dict[str, str] = {}
+    datasets_seen: dict[str, str] = {}
+    flags_seen: dict[str, str] = {}
+    for family in _builtin_families() + _entry_point_families():
+        if family.name in by_name:
+            raise RegistrationError(f"family {family.name!r} is registered twice")
+        by_name[family.name] = family
+        for name in family.variants:
+            if name in workloads_seen:
+                raise RegistrationError(
+                    f"workload {name!r} registered by families {workloads_seen[name]!r} and "
+                    f"{family.name!r}"
+                )
+            workloads_seen[name] = family.name
+        for dataset in family.datasets:
+            if dataset.name in datasets_seen:
+                raise RegistrationError(
+                    f"dataset {dataset.name!r} registered by families "
+                    f"{datasets_seen[dataset.name]!r} and {family.name!r}"
+                )
+            datasets_seen[dataset.name] = family.name
+            for option in dataset.options:
+                if flags_seen.setdefault(option.flag, dataset.name) != dataset.name:
+                    raise RegistrationError(
+                        f"prepare option {option.flag} declared by datasets "
+                        f"{flags_seen[option.flag]!r} and {dataset.name!r}"
+                    )
+    return dict(sorted(by_name.items(), key=lambda kv: (kv[1].rank, kv[0])))
+
+
+def clear_cache() -> None:
+    """Forget discovered families (after installing a package or changing ``sys.path``)."""
+    families.cache_clear()
+    all_configs.cache_clear()
+
+
+def __getattr__(name: str) -> Any:
+    # `FAMILIES`: family names in listing order, discovered on first use (not at import, since
+    # the spec modules import this one).
+    if name == "FAMILIES":
+        return tuple(families())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def get_family(name: str) -> Family:
+    """The family declaration of workload `name`."""
+    return families()[get_config(name).family]
+
+
 @cache
 def all_configs() -> dict[str, WorkloadConfig]:
     """Every registered workload and variant by name, in listing order."""
-    configs: dict[str, WorkloadConfig] = {}
-    for family in FAMILIES:
-        module = importlib.import_module(f"workloads.{family}.spec")
-        for name, config in module.VARIANTS.items():
-            if name in configs:
-                raise RuntimeError(f"workload {name!r} registered twice")
-            if config.family != family:
-                raise RuntimeError(f"workload {name!r} declares family {config.family!r}")
-            configs[name] = config
-    return configs
+    return {name: c for f in families().values() for name, c in f.variants.items()}
 
 
 def workload_names() -> list[str]:
@@ -94,21 +361,50 @@ def workload_names() -> list[str]:
     return list(all_configs())
 
 
-def get_config(name: str) -> WorkloadConfig:
-    """The config of a registered workload; `UnknownWorkloadError` with suggestions otherwise."""
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def datasets() -> dict[str, Dataset]:
+    """Every dataset a family declares, by name, in listing order."""
+    return {d.name: d for f in families().values() for d in f.datasets}
+
+
+def get_dataset(name: str) -> Dataset:
+    """The declaration of dataset `name`; `algoperf.data.UnknownDatasetError` otherwise."""
+    table = datasets()
+    if name not in table:
+        from algoperf.data import UnknownDatasetError
+
+        raise UnknownDatasetError(
+            f"unknown dataset {name!r}.{_did_you_mean(name, table)} Known datasets: "
+            f"{', '.join(table)}"
+        )
+    return table[name]
+
+
+def get_config(name: str, data_dir: str | Path | None = None) -> WorkloadConfig:
+    """The config of a registered workload; `UnknownWorkloadError` with suggestions otherwise.
+
+    With `data_dir` holding a fixture of the workload's dataset (written by ``algoperf datasets
+    prepare <dataset> --fixture``), the config is sized for that fixture (`fixture_overrides`).
+    """
     configs = all_configs()
     if name not in configs:
-        close = difflib.get_close_matches(name, configs, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownWorkloadError(
-            f"unknown workload {name!r}.{hint} Run `algoperf workloads` to list all workloads."
+            f"unknown workload {name!r}.{_did_you_mean(name, configs)} Run `algoperf workloads` "
+            "to list all workloads."
         )
-    return configs[name]
+    config = configs[name]
+    if data_dir is not None:
+        config = apply_fixture(config, data_dir)
+    return config
 
 
 def implemented_frameworks(name: str) -> tuple[str, ...]:
     """Frameworks this harness can run `name` in."""
-    return tuple(IMPLEMENTATIONS.get(get_config(name).family, {}))
+    return tuple(fw for fw in FRAMEWORKS if fw in get_family(name).implementations)
 
 
 def get_base_workload_name(name: str) -> str:
@@ -128,18 +424,107 @@ def workload_class(name: str, framework: str) -> type:
     """The implementation class for a workload in a framework (imports the framework)."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
-    config = get_config(name)
-    target = IMPLEMENTATIONS.get(config.family, {}).get(framework)
+    target = get_family(name).implementations.get(framework)
     if target is None:
         available = implemented_frameworks(name)
         raise NotImplementedWorkloadError(
             f"workload {name!r} is registered but has no {framework} implementation yet"
             + (f" (available: {', '.join(available)})" if available else "")
         )
-    module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return load_target(target)
 
 
-def get_workload(name: str, framework: str, **kwargs: Any):
-    """Instantiate workload `name` for `framework`; returns an `algoperf.spec.Workload`."""
-    return workload_class(name, framework)(config=get_config(name), **kwargs)
+def get_workload(name: str, framework: str, data_dir: str | Path | None = None, **kwargs: Any):
+    """Instantiate workload `name` for `framework`; returns an `algoperf.spec.Workload`.
+
+    `data_dir`: size the config for a fixture there, as `get_config` does.
+    """
+    return workload_class(name, framework)(config=get_config(name, data_dir), **kwargs)
+
+
+def synthetic_batch_fn(name: str) -> Callable[..., dict[str, Any]]:
+    """The family's ``synthetic_batch(config, global_batch_size, seed)`` function."""
+    family = get_family(name)
+    if family.synthetic_batch is None:
+        raise RegistrationError(f"family {family.name!r} declares no synthetic_batch")
+    return load_target(family.synthetic_batch)
+
+
+# Fixtures ----------------------------------------------------------------------------------------
+
+
+def write_fixture(dataset: str, data_dir: str | Path) -> Path:
+    """Write dataset `dataset`'s fixture under `data_dir` and record its sizes; return the folder.
+
+    Raises `algoperf.data.DataError` when the dataset declares no fixture writer.
+    """
+    from algoperf.data import DataError
+
+    decl = get_dataset(dataset)
+    if decl.fixture is None:
+        raise DataError(f"dataset {dataset!r} has no fixture writer yet")
+    root = Path(data_dir).expanduser()
+    folder = root / dataset
+    if fixture_overrides(dataset, root) is None and folder.is_dir() and any(folder.iterdir()):
+        raise DataError(
+            f"{folder} already holds data that is not a fixture; pass another --data_dir "
+            "(a fixture never overwrites a prepared dataset)"
+        )
+    overrides = dict(load_target(decl.fixture)(dataset, root))
+    unknown = set(overrides) - set(FIXTURE_FIELDS)
+    if unknown:
+        raise RegistrationError(
+            f"{decl.fixture} returned fields {sorted(unknown)}; allowed: {', '.join(FIXTURE_FIELDS)}"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"dataset": dataset, "writer": decl.fixture, "config": overrides}
+    tmp = folder / f".{FIXTURE_FILE}.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(folder / FIXTURE_FILE)
+    return folder
+
+
+def fixture_overrides(dataset: str, data_dir: str | Path) -> dict[str, Any] | None:
+    """The config fields recorded for a fixture of `dataset` under `data_dir`; None: real data.
+
+    Looks in ``<data_dir>/<dataset>/`` and in `data_dir` itself (a dataset folder passed as the
+    data root).
+    """
+    root = Path(data_dir).expanduser()
+    for path in (root / dataset / FIXTURE_FILE, root / FIXTURE_FILE):
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text())
+                if record["dataset"] != dataset:
+                    continue
+                return dict(record["config"])
+            except (ValueError, KeyError, TypeError) as e:
+                from algoperf.data import DatasetError
+
+                raise DatasetError(
+                    f"{path} is not a fixture record ({e}); delete it and rerun `algoperf "
+                    f"datasets prepare {dataset} --fixture --data_dir {root}`"
+                ) from None
+    return None
+
+
+def apply_fixture(config: WorkloadConfig, data_dir: str | Path) -> WorkloadConfig:
+    """`config` sized for a fixture of its dataset under `data_dir` (unchanged for real data).
+
+    The returned config keeps the name, model and targets, takes the fixture's split sizes, caps
+    the eval batch size, and says ``fixture data`` in its ``notes`` (written into run records),
+    so a run on fixture data cannot pass for a benchmark run.
+    """
+    overrides = fixture_overrides(config.dataset, data_dir)
+    if overrides is None:
+        return config
+    changes = {k: v for k, v in overrides.items() if k != "eval_batch_size"}
+    if "eval_batch_size" in overrides:
+        cap = int(overrides["eval_batch_size"])
+        changes["eval_batch_size"] = min(config.eval_batch_size, cap)
+        changes["eval_batch_size_overrides"] = {
+            fw: min(size, cap) for fw, size in config.eval_batch_size_overrides.items()
+        }
+    note = f"fixture data in {Path(data_dir).expanduser()} (not a benchmark run)"
+    changes["notes"] = f"{config.notes}; {note}" if config.notes else note
+    return dataclasses.replace(config, **changes)

@@ -1,5 +1,6 @@
 """CIFAR-10 with a ResNet-18 (CIFAR stem): upstream's development workload."""
 
+from algoperf.registry import Dataset, Family
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -27,3 +28,23 @@ CIFAR = WorkloadConfig(
 )
 
 VARIANTS = {CIFAR.name: CIFAR}
+
+FAMILY = Family(
+    name="cifar",
+    variants=VARIANTS,
+    implementations={
+        "jax": "workloads.cifar.workload_jax:CifarWorkload",
+        "pytorch": "workloads.cifar.workload_pytorch:CifarWorkload",
+    },
+    datasets=(
+        Dataset(
+            name="cifar10",
+            prepare="workloads.cifar.data:prepare_dataset",
+            fixture="workloads.cifar.testing:write_dataset_fixture",
+            description="CIFAR-10, the official cifar-10-python.tar.gz",
+        ),
+    ),
+    synthetic_batch="workloads.cifar.data:synthetic_batch",
+    param_counts={"cifar": 11_173_962},
+    rank=1,
+)

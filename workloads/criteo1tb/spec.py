@@ -1,5 +1,6 @@
 """Criteo 1TB click-through-rate prediction with DLRM-small and its variants (upstream numbers)."""
 
+from algoperf.registry import Family
 from algoperf.spec import LossType
 from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
@@ -61,3 +62,6 @@ VARIANTS = {
         ),
     )
 }
+
+# Listed with upstream's numbers; no implementation or dataset yet.
+FAMILY = Family(name="criteo1tb", variants=VARIANTS)

@@ -5,6 +5,7 @@ step hint 72,000); the remaining numbers follow the upstream work-in-progress br
 placeholders until upstream publishes them.
 """
 
+from algoperf.registry import Family
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -30,3 +31,7 @@ FINEWEBEDU_LM = WorkloadConfig(
 )
 
 VARIANTS = {FINEWEBEDU_LM.name: FINEWEBEDU_LM}
+
+# Listed with upstream's numbers; no implementation or dataset yet.
+# Listed last, as the newest base workload.
+FAMILY = Family(name="finewebedu_lm", variants=VARIANTS, rank=101)

@@ -1,5 +1,6 @@
 """ImageNet-1k workloads: ResNet-50 and ViT-S/16 and their variants (test split: ImageNet-v2)."""
 
+from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
@@ -110,3 +111,72 @@ VARIANTS = {
         ),
     )
 }
+
+# ImageNet cannot be downloaded without registration: the options name the archives the user
+# downloaded (each defaults to its official file name under <root>/imagenet/downloads/, <root>
+# or <root>/imagenet/; see `workloads.imagenet.data.prepare`).
+_ARCHIVE_OPTIONS = (
+    PrepareOption("--imagenet_train_tar", "train_tar", "ILSVRC2012_img_train.tar"),
+    PrepareOption("--imagenet_val_tar", "val_tar", "ILSVRC2012_img_val.tar"),
+    PrepareOption(
+        "--imagenet_devkit_tar",
+        "devkit_tar",
+        "ILSVRC2012_devkit_t12.tar.gz (validation labels)",
+    ),
+    PrepareOption(
+        "--imagenet_val_labels",
+        "val_labels",
+        "instead of the devkit: a file pairing validation images with WordNet ids "
+        "(valprep.sh, LOC_val_solution.csv or '<file> <wnid>' lines)",
+    ),
+    PrepareOption(
+        "--imagenet_v2_tar",
+        "v2_tar",
+        "imagenetv2-matched-frequency.tar.gz (the test split)",
+    ),
+    PrepareOption(
+        "--imagenet_download_v2",
+        "download_v2",
+        "download ImageNet-v2 (the test split) when --imagenet_v2_tar is not found (default: on)",
+        kind="bool",
+    ),
+    PrepareOption(
+        "--imagenet_skip_checksums",
+        "checksums",
+        "do not verify the archives against the official checksums (not recommended: a "
+        "corrupt archive then shows up only when an image fails to decode)",
+        kind="const",
+        const={role: None for role in ("train", "val", "devkit", "v2")},
+    ),
+)
+
+FAMILY = Family(
+    name="imagenet",
+    variants=VARIANTS,
+    # One entry class per framework: it builds the ResNet or ViT workload of config.model["arch"].
+    implementations={
+        "jax": "workloads.imagenet.workload_jax:ImagenetWorkload",
+        "pytorch": "workloads.imagenet.workload_pytorch:ImagenetWorkload",
+    },
+    datasets=(
+        Dataset(
+            name="imagenet",
+            prepare="workloads.imagenet.data:prepare_dataset",
+            fixture="workloads.imagenet.testing:write_dataset_fixture",
+            options=_ARCHIVE_OPTIONS,
+            exclusive=(("devkit_tar", "val_labels"),),
+            description="ILSVRC2012 archives supplied by the user, ImageNet-v2 test split",
+        ),
+    ),
+    synthetic_batch="workloads.imagenet.data:synthetic_batch",
+    param_counts={
+        **dict.fromkeys(
+            ("imagenet_resnet", "imagenet_resnet_silu", "imagenet_resnet_gelu"), 25_557_032
+        ),
+        "imagenet_resnet_large_bn_init": 25_557_032,
+        "imagenet_vit": 22_122_472,
+        "imagenet_vit_glu": 50_452_456,
+        "imagenet_vit_post_ln": 22_121_704,
+        "imagenet_vit_map": 23_896_552,
+    },
+)

@@ -1,5 +1,6 @@
 """LibriSpeech 960h speech recognition: Conformer and DeepSpeech and their variants (upstream numbers)."""
 
+from algoperf.registry import Family
 from algoperf.spec import LossType
 from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
@@ -101,3 +102,6 @@ VARIANTS = {
         ),
     )
 }
+
+# Listed with upstream's numbers; no implementation or dataset yet.
+FAMILY = Family(name="librispeech", variants=VARIANTS)

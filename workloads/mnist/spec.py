@@ -5,6 +5,7 @@ splits: 50k train / 10k validation from the official 60k training file, 10k test
 set on the reference CPU as described in `workloads/mnist/TARGETS.md`.
 """
 
+from algoperf.registry import Dataset, Family
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -49,3 +50,27 @@ FASHION_MNIST = MNIST.variant(
 )
 
 VARIANTS = {c.name: c for c in (MNIST, FASHION_MNIST)}
+
+FAMILY = Family(
+    name="mnist",
+    variants=VARIANTS,
+    implementations={
+        "jax": "workloads.mnist.workload_jax:MnistWorkload",
+        "pytorch": "workloads.mnist.workload_pytorch:MnistWorkload",
+    },
+    datasets=tuple(
+        Dataset(
+            name=name,
+            prepare="workloads.mnist.data:prepare",
+            fixture="workloads.mnist.testing:write_dataset_fixture",
+            description=description,
+        )
+        for name, description in (
+            ("mnist", "MNIST digits, IDX gz files (Debian package fallback offline)"),
+            ("fashion_mnist", "Fashion-MNIST, IDX gz files (Debian package fallback offline)"),
+        )
+    ),
+    synthetic_batch="workloads.mnist.data:synthetic_batch",
+    param_counts={"mnist": 101_770, "fashion_mnist": 101_770},
+    rank=0,
+)

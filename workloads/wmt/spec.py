@@ -1,5 +1,6 @@
 """WMT17 German-to-English translation with a Transformer and its variants (upstream numbers)."""
 
+from algoperf.registry import Family
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -53,3 +54,6 @@ VARIANTS = {
         ),
     )
 }
+
+# Listed with upstream's numbers; no implementation or dataset yet.
+FAMILY = Family(name="wmt", variants=VARIANTS)
