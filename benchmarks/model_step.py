@@ -14,7 +14,11 @@ steps and the PyTorch/JAX ratio (> 1: JAX is faster).
 Usage::
 
     python benchmarks/model_step.py [--models cifar,resnet50,vit_s16] [--steps 5]
-        [--repeats 2] [--warmup 2] [--imagenet-batch 8] [--cifar-batch 32] [--json PATH]
+        [--repeats 2] [--warmup 2] [--imagenet-batch 8] [--cifar-batch 32] [--ogbg-batch 64]
+        [--json PATH]
+
+ogbg: the GNN on a synthetic batch of ``--ogbg-batch`` graph slots (one device shard with
+upstream's static budgets), train mode at dropout rate 0, masked sigmoid cross-entropy.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ MODELS = {
     "cifar": ("cifar", "resnet", 32),
     "resnet50": ("imagenet_resnet", "resnet", 224),
     "vit_s16": ("imagenet_vit", "vit", 224),
+    "ogbg": ("ogbg", "gnn", 0),  # batch = graphs (static budgets: 26 b + 1 nodes, 56 b edges)
+    "fastmri": ("fastmri", "unet", 320),  # U-Net on (B, 320, 320) slices, per-slice MAE
 }
 LR = 0.01
 
@@ -65,9 +71,128 @@ def _batch(size: int, batch: int, num_classes: int) -> tuple[np.ndarray, np.ndar
     return x, rng.integers(0, num_classes, batch).astype(np.int32)
 
 
+def _gnn_batch(workload: str, batch: int) -> dict[str, np.ndarray]:
+    from workloads.ogbg import data as ogbg_data
+
+    return ogbg_data.synthetic_batch(get_config(workload), batch, seed=0)
+
+
+def _gnn_jax_step(workload: str, batch: int) -> Step:
+    """One jitted GNN step: dropout through the traced-rate path at rate 0, masked sigmoid CE."""
+    from workloads.ogbg import model_jax
+    from workloads.ogbg.workload_jax import masked_sigmoid_cross_entropy, to_graphs_tuple
+
+    model = model_jax.build_model(get_config(workload).model)
+    params = model_jax.init(model, jax.random.key(0))
+    tx = optax.sgd(LR)
+    b = jax.tree.map(jnp.asarray, to_graphs_tuple(_gnn_batch(workload, batch)))
+
+    def loss_fn(params, rng, rate):
+        logits = model.apply(
+            {"params": params}, b["inputs"], train=True, dropout_rate=rate, rngs={"dropout": rng}
+        )
+        out = masked_sigmoid_cross_entropy(b["targets"], logits, b["weights"])
+        return out["summed"] / out["n_valid_examples"]
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, opt_state, rng, rate):
+        loss, grads = jax.value_and_grad(loss_fn)(params, rng, rate)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    carry = {"state": (params, tx.init(params)), "rng": jax.random.key(1)}
+
+    def run() -> None:
+        carry["rng"], rng = jax.random.split(carry["rng"])
+        *state, loss = step(*carry["state"], rng, jnp.float32(0.0))
+        carry["state"] = tuple(state)
+        jax.block_until_ready((state, loss))
+
+    return run
+
+
+def _gnn_pytorch_step(workload: str, batch: int) -> Step:
+    """One eager GNN step in train mode at dropout rate 0, masked sigmoid CE."""
+    from workloads.ogbg import model_pytorch
+    from workloads.ogbg.workload_pytorch import masked_sigmoid_cross_entropy
+
+    torch.manual_seed(0)
+    model = model_pytorch.build_model(get_config(workload).model)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    b = {k: torch.from_numpy(v) for k, v in _gnn_batch(workload, batch).items()}
+    for k in ("senders", "receivers", "n_node", "n_edge"):
+        b[k] = b[k].long()
+    graph = model_pytorch.Graphs(
+        b["nodes"], b["edges"], b["receivers"], b["senders"], {}, b["n_node"], b["n_edge"]
+    )
+
+    def run() -> None:
+        opt.zero_grad(set_to_none=True)
+        out = masked_sigmoid_cross_entropy(b["targets"], model(graph, 0.0), b["weights"])
+        (out["summed"] / out["n_valid_examples"]).backward()
+        opt.step()
+
+    return run
+
+
+def _unet_jax_step(workload: str, batch: int) -> Step:
+    from workloads.fastmri import data as mri_data
+    from workloads.fastmri import metrics, model_jax
+
+    model = model_jax.build_model(get_config(workload).model)
+    params = model_jax.init(model, jax.random.key(0))
+    tx = optax.sgd(LR)
+    b = {k: jnp.asarray(v) for k, v in mri_data.synthetic_batch(None, batch, 0).items()}
+
+    def loss_fn(params, rng):
+        out = model.apply(
+            {"params": params}, b["inputs"], train=True, dropout_rate=0.0, rngs={"dropout": rng}
+        )
+        return metrics.mean_absolute_error(out, b["targets"]).mean()
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, opt_state, rng):
+        loss, grads = jax.value_and_grad(loss_fn)(params, rng)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    carry = {"state": (params, tx.init(params)), "rng": jax.random.key(1)}
+
+    def run() -> None:
+        carry["rng"], rng = jax.random.split(carry["rng"])
+        *state, loss = step(*carry["state"], rng)
+        carry["state"] = tuple(state)
+        jax.block_until_ready((state, loss))
+
+    return run
+
+
+def _unet_pytorch_step(workload: str, batch: int) -> Step:
+    from workloads.fastmri import data as mri_data
+    from workloads.fastmri import metrics, model_pytorch
+
+    torch.manual_seed(0)
+    model = model_pytorch.build_model(get_config(workload).model).train()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    b = {k: torch.from_numpy(v) for k, v in mri_data.synthetic_batch(None, batch, 0).items()}
+
+    def run() -> None:
+        opt.zero_grad(set_to_none=True)
+        out = model(b["inputs"], dropout_rate=0.0)
+        metrics.mean_absolute_error(out, b["targets"]).mean().backward()
+        opt.step()
+
+    return run
+
+
 def jax_step(key: str, batch: int) -> Step:
     """A closure running one compiled JAX training step (compiled on first call)."""
     workload, kind, size = MODELS[key]
+    if kind == "gnn":
+        return _gnn_jax_step(workload, batch)
+    if kind == "unet":
+        return _unet_jax_step(workload, batch)
     options = get_config(workload).model
     if key == "cifar":
         model, init = cifar_jax.build_model(options), cifar_jax.init
@@ -113,6 +238,10 @@ def jax_step(key: str, batch: int) -> Step:
 def pytorch_step(key: str, batch: int) -> Step:
     """A closure running one eager PyTorch training step."""
     workload, kind, size = MODELS[key]
+    if kind == "gnn":
+        return _gnn_pytorch_step(workload, batch)
+    if kind == "unet":
+        return _unet_pytorch_step(workload, batch)
     options = get_config(workload).model
     torch.manual_seed(0)
     if key == "cifar":
@@ -182,6 +311,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--imagenet-batch", type=int, default=8)
     ap.add_argument("--cifar-batch", type=int, default=32)
+    ap.add_argument("--ogbg-batch", type=int, default=64, help="graphs per ogbg batch")
+    ap.add_argument("--fastmri-batch", type=int, default=2, help="320x320 slices per batch")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = ap.parse_args()
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
@@ -201,6 +332,8 @@ def main() -> None:
     results = []
     for key in keys:
         batch = args.cifar_batch if key == "cifar" else args.imagenet_batch
+        batch = args.ogbg_batch if key == "ogbg" else batch
+        batch = args.fastmri_batch if key == "fastmri" else batch
         r = bench(key, batch, args.steps, args.repeats, args.warmup)
         results.append(r)
         print(
