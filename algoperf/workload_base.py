@@ -17,14 +17,21 @@ batch size, the padding of the last batch, or the number of loader workers:
   depends on the batch dimension), so every example always runs in a chunk of the same shape,
   at the same position. The eval batch size then only sets how much the loader hands over at
   once; device memory is bounded by the chunk;
-* per-example values come back to the host, padding is dropped by weight, and each metric is
-  summed exactly (``math.fsum`` of float64 values: correctly rounded, independent of order);
+* per-example values come back to the host, padding rows are dropped (`_eval_example_rows`),
+  and an `algoperf.metrics.Accumulator` built from the family's ``eval_accumulation`` keeps
+  exact sums (``math.fsum`` over all per-example float64 values at the end: correctly rounded,
+  independent of order and chunking), arrays concatenated in example order, and exact
+  per-group sums, which its ``finalize`` turns into metrics in numpy (see `algoperf.metrics`
+  for the declaration, with an example);
 * every split must count exactly its number of examples (checked).
 
 ``eval_rows_per_device`` defaults to ``eval_batch_size // 8``: the rows each of the 8 devices of
 upstream's reference system computes per eval call, so device memory per eval call matches
-upstream's. Families may override it. Results still depend on the device count (a different
-per-device program) and, on GPUs, on non-deterministic kernels.
+upstream's. Families may override it. With per-example values fixed, every accumulated metric
+is the same whatever the batch size, padding or worker count; across device counts only the
+model's per-example outputs can change, by the device program's rounding (the stated tolerance
+in `tests/unit/test_eval_determinism.py`: relative 1e-6 on float32 models), and on GPUs
+non-deterministic kernels add theirs.
 
 Loader workers: families whose eval loaders decode in parallel read ``self.eval_num_workers``
 (None: the family's default), set by the runner from ``--pytorch_eval_num_workers``.
@@ -33,13 +40,13 @@ Loader workers: families whose eval loaders decode in parallel read ``self.eval_
 from __future__ import annotations
 
 import abc
-import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from algoperf import spec
+from algoperf import metrics, spec
 from algoperf.workload_config import WorkloadConfig
 
 # Devices of upstream's reference system (8 GPUs): the eval batch size is split over them.
@@ -52,6 +59,13 @@ class ConfiguredWorkload(spec.Workload):
     framework: str = ""
     # Eval loader workers (None: the family's default); results do not depend on it.
     eval_num_workers: int | None = None
+    # How the eval accumulates and finalises per-example values (`algoperf.metrics`); None:
+    # the mean over examples of every key `_per_example_metrics` returns.
+    eval_accumulation: metrics.Accumulation | None = None
+    # Keyword options of the `LossType`'s loss (e.g. ``{"apply_label_smoothing": False}``).
+    loss_options: Mapping[str, Any] = MappingProxyType({})
+    # `LossType` -> loss function (the framework layer's `algoperf.frameworks.losses_*.LOSSES`).
+    loss_functions: Mapping[spec.LossType, Callable[..., dict[str, Any]]] = MappingProxyType({})
 
     def __init__(self, config: WorkloadConfig, **kwargs: Any) -> None:
         super().__init__()
@@ -128,6 +142,18 @@ class ConfiguredWorkload(spec.Workload):
         """Default dropout rate of `model_fn` (0.0 for models without dropout)."""
         return self.config.dropout_rate or 0.0
 
+    def loss_fn(
+        self,
+        label_batch: spec.Tensor,
+        logits_batch: spec.Tensor,
+        mask_batch: spec.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, spec.Tensor]:
+        """Upstream's ``loss_fn`` contract, chosen by ``self.loss_type`` from the framework's
+        losses (`algoperf.frameworks.losses_jax` / ``losses_pytorch``), with ``loss_options``."""
+        fn = self.loss_functions[self.loss_type]
+        return fn(label_batch, logits_batch, mask_batch, label_smoothing, **self.loss_options)
+
     def has_reached_validation_target(self, eval_result: dict[str, float]) -> bool:
         key = f"validation/{self.target_metric_name}"
         return self.config.reached(eval_result[key], self.validation_target_value)
@@ -173,9 +199,26 @@ class ConfiguredWorkload(spec.Workload):
         """Fail early (before any log is written) if the training data cannot be read."""
         next(iter(self._numpy_batches("train", data_dir, 1, seed=0)))
 
-    def _finalize_metrics(self, sums: dict[str, float], num_examples: int) -> dict[str, float]:
-        """Turn per-split sums into the reported metrics (default: means over examples)."""
-        return {k: v / num_examples for k, v in sums.items()}
+    def _host_eval_values(
+        self, outputs: dict[str, np.ndarray], chunk: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Numpy hook between the device and the accumulator (e.g. decode, count n-grams).
+
+        `outputs` are `_eval_batch`'s per-example arrays, `chunk` the numpy chunk they came from;
+        returns the per-example values `eval_accumulation` reads (default: `outputs`).
+        """
+        del chunk
+        return outputs
+
+    def _eval_example_rows(self, chunk: dict[str, np.ndarray]) -> np.ndarray:
+        """Boolean (rows,) mask of the chunk's real examples (default: any non-zero weight)."""
+        return _real_rows(chunk["weights"])
+
+    def _eval_accumulation_for(self, outputs: dict[str, Any]) -> metrics.Accumulation:
+        """The family's declaration, or upstream's default: the mean of every returned key."""
+        if self.eval_accumulation is not None:
+            return self.eval_accumulation
+        return metrics.Accumulation(means=tuple(outputs))
 
     def _eval_model_on_split(
         self,
@@ -193,21 +236,20 @@ class ConfiguredWorkload(spec.Workload):
         batches = self._numpy_batches(
             split, data_dir, global_batch_size, seed=0, num_examples=num_examples
         )
-        sums: dict[str, float] = {}
-        counted = 0
+        acc: metrics.Accumulator | None = None
         for chunk in fixed_shape_chunks(batches, chunk_rows):
-            per_example = self._eval_batch(params, model_state, self._to_device(chunk), rng)
-            w = chunk["weights"].astype(bool)
-            counted += int(_real_rows(chunk["weights"]).sum())
-            for k, v in per_example.items():
-                kept = np.asarray(v, dtype=np.float64)[w]
-                sums[k] = math.fsum((sums.get(k, 0.0), math.fsum(kept.ravel().tolist())))
-        if counted != num_examples:
+            outputs = self._eval_batch(params, model_state, self._to_device(chunk), rng)
+            values = self._host_eval_values(outputs, chunk)
+            if acc is None:
+                acc = metrics.Accumulator(self._eval_accumulation_for(values))
+            acc.add({**chunk, **values}, self._eval_example_rows(chunk))
+        counted = 0 if acc is None else acc.num_examples
+        if acc is None or counted != num_examples:
             raise RuntimeError(
                 f"{self.config.name}: evaluated {counted} examples of split {split!r}, "
                 f"expected {num_examples}"
             )
-        return self._finalize_metrics(sums, num_examples)
+        return acc.result()
 
     def _build_input_queue(
         self,

@@ -1,4 +1,4 @@
-"""The JAX side shared by all workloads: device layout, jitted per-example eval, classification loss."""
+"""The JAX side shared by all workloads: device layout, jitted per-example eval, losses by `LossType`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from algoperf import spec
+from algoperf import metrics, spec
 from algoperf.frameworks import jax as fjax
+from algoperf.frameworks import losses_jax
 from algoperf.workload_base import ConfiguredWorkload
 
 
@@ -19,6 +19,7 @@ class JaxWorkload(ConfiguredWorkload):
     """Global batches sharded on their leading axis; params and model state replicated."""
 
     framework = "jax"
+    loss_functions = losses_jax.LOSSES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -48,36 +49,13 @@ class JaxWorkload(ConfiguredWorkload):
 
 
 class JaxClassificationWorkload(JaxWorkload):
-    """Softmax cross-entropy classification: loss with label smoothing, accuracy and loss metrics."""
+    """Softmax cross-entropy classification: per-example accuracy and loss, reported as means."""
+
+    eval_accumulation = metrics.CLASSIFICATION
 
     @property
     def num_classes(self) -> int:
         return int(self.config.model["num_classes"])
-
-    def loss_fn(
-        self,
-        label_batch: spec.Tensor,
-        logits_batch: spec.Tensor,
-        mask_batch: spec.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, spec.Tensor]:
-        """Softmax CE; `label_batch` holds class ids (B,) or one-hot/soft labels (B, C)."""
-        if label_batch.ndim == logits_batch.ndim:
-            targets = label_batch
-        else:
-            targets = jax.nn.one_hot(label_batch, self.num_classes)
-        targets = optax.smooth_labels(targets, label_smoothing)
-        per_example = -jnp.sum(targets * jax.nn.log_softmax(logits_batch), axis=-1)
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = per_example.shape[0]
-        return {
-            "summed": per_example.sum(),
-            "n_valid_examples": n_valid,
-            "per_example": per_example,
-        }
 
     def _per_example_metrics(
         self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any

@@ -1,4 +1,4 @@
-"""The PyTorch side shared by all workloads: per-rank batches, per-example eval, classification loss."""
+"""The PyTorch side shared by all workloads: per-rank batches, per-example eval, losses by `LossType`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
-from algoperf import param_utils, spec
+from algoperf import metrics, param_utils, spec
+from algoperf.frameworks import losses_pytorch
 from algoperf.frameworks import pytorch as fpt
 from algoperf.workload_base import ConfiguredWorkload
 
@@ -19,6 +19,7 @@ class PyTorchWorkload(ConfiguredWorkload):
     """Each DDP rank gets its contiguous slice of the global batch; the model lives on its device."""
 
     framework = "pytorch"
+    loss_functions = losses_pytorch.LOSSES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,35 +88,13 @@ class PyTorchWorkload(ConfiguredWorkload):
 
 
 class PyTorchClassificationWorkload(PyTorchWorkload):
-    """Softmax cross-entropy classification: loss with label smoothing, accuracy and loss metrics."""
+    """Softmax cross-entropy classification: per-example accuracy and loss, reported as means."""
+
+    eval_accumulation = metrics.CLASSIFICATION
 
     @property
     def num_classes(self) -> int:
         return int(self.config.model["num_classes"])
-
-    def loss_fn(
-        self,
-        label_batch: spec.Tensor,
-        logits_batch: spec.Tensor,
-        mask_batch: spec.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, spec.Tensor]:
-        """Softmax CE; `label_batch` holds class ids (B,) or one-hot/soft labels (B, C)."""
-        if label_batch.dim() != logits_batch.dim():
-            label_batch = label_batch.long()
-        per_example = F.cross_entropy(
-            logits_batch, label_batch, reduction="none", label_smoothing=label_smoothing
-        )
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = torch.tensor(len(per_example), device=per_example.device)
-        return {
-            "summed": per_example.sum(),
-            "n_valid_examples": n_valid,
-            "per_example": per_example,
-        }
 
     def _per_example_metrics(
         self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
