@@ -62,9 +62,7 @@ class AliasFinder(importlib.abc.MetaPathFinder):
                 name=fullname,
             ) from None
         is_package = hasattr(module, "__path__")
-        return importlib.machinery.ModuleSpec(
-            fullname, _AliasLoader(module), is_package=is_package
-        )
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(module), is_package=is_package)
 
 
 def install() -> None:

@@ -20,8 +20,8 @@ def test_alias_is_the_same_module(name: str) -> None:
 
 
 def test_from_import_and_classes_agree() -> None:
-    from algorithmic_efficiency import spec as old_spec
     from algoperf import spec
+    from algorithmic_efficiency import spec as old_spec
 
     assert old_spec.LossType.SOFTMAX_CROSS_ENTROPY is spec.LossType.SOFTMAX_CROSS_ENTROPY
     assert old_spec.Workload is spec.Workload
