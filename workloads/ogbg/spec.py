@@ -1,5 +1,6 @@
 """ogbg-molpcba molecular property prediction with a graph network and its variants (upstream numbers)."""
 
+from algoperf.registry import Dataset, Family
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -59,3 +60,27 @@ VARIANTS = {
         ),
     )
 }
+
+FAMILY = Family(
+    name="ogbg",
+    variants=VARIANTS,
+    implementations={
+        "jax": "workloads.ogbg.workload_jax:OgbgWorkload",
+        "pytorch": "workloads.ogbg.workload_pytorch:OgbgWorkload",
+    },
+    datasets=(
+        Dataset(
+            name="ogbg",
+            prepare="workloads.ogbg.data:prepare_dataset",
+            fixture="workloads.ogbg.testing:write_fixture",
+            description="ogbg-molpcba, OGB's pcba.zip (raw CSVs, scaffold split), 38 MB",
+        ),
+    ),
+    synthetic_batch="workloads.ogbg.data:synthetic_batch",
+    param_counts={
+        "ogbg": 3_554_176,
+        "ogbg_gelu": 3_554_176,
+        "ogbg_silu": 3_554_176,
+        "ogbg_model_size": 2_571_648,
+    },
+)
