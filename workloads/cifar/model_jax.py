@@ -1,6 +1,6 @@
 """Upstream's CIFAR ResNet-18 in flax linen (NHWC inputs), built by the shared ResNet code.
 
-See `workloads.imagenet.resnet_jax` for batch-norm handling and padding. Upstream's JAX CIFAR
+See `workloads.common.resnet_jax` for batch-norm handling and padding. Upstream's JAX CIFAR
 ``init_model_fn`` returns the *params* as ``model_state``; `init` here returns the batch
 statistics, as intended.
 """
@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from workloads.cifar.param_map import layout
-from workloads.imagenet import resnet_jax
-from workloads.imagenet.resnet_jax import ResNet, forward
+from workloads.common import resnet_jax
+from workloads.common.resnet_jax import ResNet, forward
 
 __all__ = ["ResNet", "build_model", "forward", "init"]
 

@@ -1,7 +1,7 @@
 """Upstream's CIFAR ResNet-18 in PyTorch (NCHW inputs), built by the shared ResNet code.
 
 Parameter names as upstream (``conv1``, ``bn1``, ``layer<s>.<b>.conv<i>`` / ``bn<i>``,
-``...downsample.conv`` / ``.bn``, ``fc``). See `workloads.imagenet.resnet_pytorch` for
+``...downsample.conv`` / ``.bn``, ``fc``). See `workloads.common.resnet_pytorch` for
 batch-norm handling (`set_mode`) and padding.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from workloads.cifar.param_map import layout
-from workloads.imagenet.resnet_pytorch import ResNet, set_mode
+from workloads.common.resnet_pytorch import ResNet, set_mode
 
 __all__ = ["ResNet", "build_model", "set_mode"]
 

@@ -1,8 +1,8 @@
 """CIFAR ResNet-18 layout and its JAX <-> PyTorch parameter map (framework-free).
 
 The model is upstream's CIFAR ResNet-18 (3x3/1 stem, no max-pool, basic blocks (2, 2, 2, 2),
-4x4 average pool, Dense 10), built by the ImageNet ResNet code from this layout; names and
-the map are those of `workloads.imagenet.param_map` (blocks are ``ResNetBlock_<k>`` in flax).
+4x4 average pool, Dense 10), built by the shared ResNet code (`workloads.common`) from this layout; names and
+the map are those of `workloads.common.resnet_layout` (blocks are ``ResNetBlock_<k>`` in flax).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.imagenet.param_map import (
+from workloads.common.resnet_layout import (
     ResNetLayout,
     resnet_jax_to_pytorch,
     resnet_pytorch_to_jax,

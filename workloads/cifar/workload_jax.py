@@ -10,7 +10,7 @@ from typing import Any
 
 from workloads.cifar import model_jax
 from workloads.cifar.common import CifarData
-from workloads.imagenet.workload_jax import ResNetModel
+from workloads.common.resnet_jax import ResNetModel
 
 
 class CifarWorkload(CifarData, ResNetModel):

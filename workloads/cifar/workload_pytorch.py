@@ -6,7 +6,7 @@ import torch
 
 from workloads.cifar import model_pytorch
 from workloads.cifar.common import CifarData
-from workloads.imagenet.workload_pytorch import ResNetModel
+from workloads.common.resnet_pytorch import ResNetModel
 
 
 class CifarWorkload(CifarData, ResNetModel):

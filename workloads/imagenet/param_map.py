@@ -1,17 +1,12 @@
 """ImageNet model layouts shared by both frameworks, and the JAX <-> PyTorch parameter maps.
 
+The ResNet layout and map are `workloads.common.resnet_layout` (CIFAR shares them); this module
+reads the ImageNet ``config.model`` into one and defines the ViT's.
+
 Framework-free (numpy only). A *layout* is the validated architecture read from
 ``config.model``: the JAX and PyTorch model files build from it and the parameter map derives
 its name rules from it, so the three cannot disagree about, say, where a projection shortcut
 sits. Names on each side are upstream's:
-
-ResNet (flax)                                  ResNet (PyTorch)
-  Conv_init, BatchNorm_init                      conv1, bn1
-  {Bottleneck}ResNetBlock_<k>/Conv_<i>           layer<s>.<b>.conv<i+1>
-  .../BatchNorm_<i>                              layer<s>.<b>.bn<i+1>
-  .../Conv_proj, .../BatchNorm_proj              layer<s>.<b>.downsample.conv / .bn
-  Dense_0                                        fc
-  batch_stats .../mean, var                      running_mean, running_var
 
 ViT (flax)                                     ViT (PyTorch)
   conv_patch_extract                             conv_patch_extract
@@ -42,8 +37,12 @@ import numpy as np
 
 from algoperf import parity
 from algoperf.parity import Rule, conv_rule, dense_rule, vector_rule
+from workloads.common.resnet_layout import ACTIVATIONS, ResNetLayout
 
-ACTIVATIONS = ("relu", "silu", "gelu")
+# The ResNet map, re-exported: this module is the family's one parameter map.
+from workloads.common.resnet_layout import resnet_jax_to_pytorch as resnet_jax_to_pytorch
+from workloads.common.resnet_layout import resnet_pytorch_to_jax as resnet_pytorch_to_jax
+
 _RESNET_ARCHS = {"resnet18": ((2, 2, 2, 2), False), "resnet50": ((3, 4, 6, 3), True)}
 # ViT size table (width, depth, mlp_dim, num_heads) from "Scaling Vision Transformers", Table 2.
 _VIT_SIZES = {"s": (384, 12, 1536, 6), "b": (768, 12, 3072, 12)}
@@ -61,69 +60,6 @@ def _check_keys(options: Mapping[str, Any], allowed: set[str], what: str) -> Non
 # ResNet ----------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class ResNetLayout:
-    """A ResNet v1 (torchvision "v1.5": stride on the 3x3 conv), as upstream builds it.
-
-    Attributes:
-        stage_sizes: blocks per stage; stage ``s`` has width ``num_filters * 2**s``.
-        bottleneck: Bottleneck blocks (1x1, 3x3, 1x1 x4) instead of basic blocks (3x3, 3x3).
-        num_classes: size of the final Dense layer.
-        num_filters: width of the stem and the first stage.
-        activation: ``relu``, ``silu`` or ``gelu`` (tanh approximation), used everywhere.
-        bn_init_scale: initial scale of the last batch norm of every residual branch.
-        stem: ``imagenet`` (7x7/2 conv, 3x3/2 max-pool, global mean) or ``cifar`` (3x3/1 conv,
-            no pool, 4x4 average pool before the head).
-    """
-
-    stage_sizes: tuple[int, ...]
-    bottleneck: bool
-    num_classes: int
-    num_filters: int = 64
-    activation: str = "relu"
-    bn_init_scale: float = 0.0
-    stem: str = "imagenet"
-
-    def __post_init__(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"{_SPEC}: unknown ResNet activation {self.activation!r}; use one of {ACTIVATIONS}"
-            )
-        if self.stem not in ("imagenet", "cifar"):
-            raise ValueError(f"ResNet stem must be 'imagenet' or 'cifar', got {self.stem!r}")
-
-    @property
-    def expansion(self) -> int:
-        return 4 if self.bottleneck else 1
-
-    @property
-    def block_name(self) -> str:
-        """The flax class name of a block (flax auto-names blocks ``<class>_<k>``)."""
-        return "BottleneckResNetBlock" if self.bottleneck else "ResNetBlock"
-
-    def width(self, stage: int) -> int:
-        return self.num_filters * 2**stage
-
-    def stride(self, stage: int, block: int) -> int:
-        return 2 if stage > 0 and block == 0 else 1
-
-    def has_projection(self, stage: int, block: int) -> bool:
-        """A 1x1 conv + BN shortcut where the stride or the channel count changes."""
-        if block > 0:
-            return False
-        in_channels = self.num_filters if stage == 0 else self.width(stage - 1) * self.expansion
-        return stage > 0 or in_channels != self.width(stage) * self.expansion
-
-    def blocks(self) -> list[tuple[int, int, int]]:
-        """``(global index k, stage s, block b)`` for every block, in forward order."""
-        out, k = [], 0
-        for s, n in enumerate(self.stage_sizes):
-            for b in range(n):
-                out.append((k, s, b))
-                k += 1
-        return out
-
-
 def resnet_layout(options: Mapping[str, Any]) -> ResNetLayout:
     """The ResNet layout of an ImageNet ``config.model`` (``arch`` resnet50 or resnet18)."""
     _check_keys(options, {"arch", "activation", "bn_init_scale", "num_classes"}, "ResNet")
@@ -131,6 +67,11 @@ def resnet_layout(options: Mapping[str, Any]) -> ResNetLayout:
     if arch not in _RESNET_ARCHS:
         raise ValueError(f"{_SPEC}: unknown ResNet arch {arch!r}; use one of {list(_RESNET_ARCHS)}")
     stage_sizes, bottleneck = _RESNET_ARCHS[arch]
+    if options.get("activation", "relu") not in ACTIVATIONS:
+        raise ValueError(
+            f"{_SPEC}: unknown ResNet activation {options['activation']!r}; "
+            f"use one of {ACTIVATIONS}"
+        )
     return ResNetLayout(
         stage_sizes=stage_sizes,
         bottleneck=bottleneck,
@@ -138,74 +79,6 @@ def resnet_layout(options: Mapping[str, Any]) -> ResNetLayout:
         activation=options.get("activation", "relu"),
         bn_init_scale=float(options.get("bn_init_scale", 0.0)),
     )
-
-
-def _bn_rules(pt: str, jax: tuple[str, ...]) -> list[Rule]:
-    return [
-        vector_rule(f"{pt}.weight", ("params", *jax, "scale")),
-        vector_rule(f"{pt}.bias", ("params", *jax, "bias")),
-        vector_rule(f"{pt}.running_mean", ("batch_stats", *jax, "mean")),
-        vector_rule(f"{pt}.running_var", ("batch_stats", *jax, "var")),
-    ]
-
-
-def resnet_bn_names(layout: ResNetLayout) -> list[tuple[str, tuple[str, ...]]]:
-    """``(PyTorch module name, flax module path)`` of every batch norm, in forward order."""
-    out = [("bn1", ("BatchNorm_init",))]
-    n_convs = 3 if layout.bottleneck else 2
-    for k, s, b in layout.blocks():
-        pt, jx = f"layer{s + 1}.{b}", f"{layout.block_name}_{k}"
-        out += [(f"{pt}.bn{i + 1}", (jx, f"BatchNorm_{i}")) for i in range(n_convs)]
-        if layout.has_projection(s, b):
-            out.append((f"{pt}.downsample.bn", (jx, "BatchNorm_proj")))
-    return out
-
-
-def resnet_rules(layout: ResNetLayout) -> list[Rule]:
-    """Every parameter and batch statistic of a ResNet, PyTorch key <-> flax path."""
-    rules = [conv_rule("conv1.weight", ("params", "Conv_init", "kernel"))]
-    n_convs = 3 if layout.bottleneck else 2
-    for k, s, b in layout.blocks():
-        pt, jx = f"layer{s + 1}.{b}", f"{layout.block_name}_{k}"
-        for i in range(n_convs):
-            rules.append(
-                conv_rule(f"{pt}.conv{i + 1}.weight", ("params", jx, f"Conv_{i}", "kernel"))
-            )
-        if layout.has_projection(s, b):
-            rules.append(
-                conv_rule(f"{pt}.downsample.conv.weight", ("params", jx, "Conv_proj", "kernel"))
-            )
-    for pt, jx in resnet_bn_names(layout):
-        rules += _bn_rules(pt, jx)
-    rules += [
-        dense_rule("fc.weight", ("params", "Dense_0", "kernel")),
-        vector_rule("fc.bias", ("params", "Dense_0", "bias")),
-    ]
-    return rules
-
-
-def resnet_pytorch_to_jax(
-    state_dict: Mapping[str, Any], layout: ResNetLayout
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """PyTorch ResNet state dict -> ``(params, {"batch_stats": ...})`` for the flax model."""
-    variables = parity.pytorch_to_jax(
-        state_dict, resnet_rules(layout), ignore=lambda k: k.endswith("num_batches_tracked")
-    )
-    return variables["params"], {"batch_stats": variables["batch_stats"]}
-
-
-def resnet_jax_to_pytorch(
-    params: Mapping[str, Any], model_state: Mapping[str, Any], layout: ResNetLayout
-) -> dict[str, np.ndarray]:
-    """flax ``params`` and ``{"batch_stats": ...}`` -> a complete PyTorch state dict (numpy).
-
-    ``num_batches_tracked`` (PyTorch-only, unused with a fixed momentum) is set to 0.
-    """
-    variables = {"params": params, "batch_stats": model_state["batch_stats"]}
-    state_dict = parity.jax_to_pytorch(variables, resnet_rules(layout))
-    for pt, _ in resnet_bn_names(layout):
-        state_dict[f"{pt}.num_batches_tracked"] = np.array(0, dtype=np.int64)
-    return state_dict
 
 
 # ViT -------------------------------------------------------------------------------------------

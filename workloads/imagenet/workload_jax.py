@@ -1,66 +1,20 @@
 """ImageNet ResNet-50 and ViT-S/16 (and their variants) in JAX: only the model plumbing.
 
 `ImagenetWorkload` is the registry entry of the family: instantiating it returns the
-`ImagenetResNetWorkload` or `ImagenetVitWorkload` of ``config.model['arch']``. `ResNetModel` is
-the flax ResNet plumbing on its own (batch norm in ``model_state``), which the CIFAR workload
-reuses with its own data and model.
+`ImagenetResNetWorkload` or `ImagenetVitWorkload` of ``config.model['arch']``. The ResNet
+plumbing is `workloads.common.resnet_jax.ResNetModel`, shared with CIFAR.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import jax
 
 from algoperf import spec
 from algoperf.frameworks import jax as fjax
 from algoperf.frameworks.jax_workload import JaxClassificationWorkload
+from workloads.common.resnet_jax import ResNet, ResNetModel
 from workloads.imagenet import resnet_jax, vit_jax
 from workloads.imagenet.common import ImagenetData
-
-
-class ResNetModel(JaxClassificationWorkload):
-    """A flax ResNet: ``model_state = {"batch_stats": ...}``, updated only if asked.
-
-    ``model_fn`` follows upstream's JAX ResNet: the mode is ignored; batch statistics normalise
-    and the running statistics are updated when ``update_batch_norm``, running statistics
-    normalise otherwise (so EVAL, called with ``update_batch_norm=False``, uses the running
-    averages); ``use_running_average_bn`` overrides which statistics normalise.
-    """
-
-    _output_param_keys = ("Dense_0",)
-    # Shape of the dummy batch `init` traces (upstream's; parameters do not depend on it).
-    input_shape: tuple[int, ...] = (1, 224, 224, 3)
-
-    def _build_model(self) -> Any:
-        return resnet_jax.build_model(self.config.model)
-
-    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
-        self._model = self._build_model()
-        params, model_state = resnet_jax.init(self._model, rng, self.input_shape)
-        self._finish_init(params)
-        return fjax.replicate(params), fjax.replicate(model_state)
-
-    def model_fn(
-        self,
-        params: spec.ParameterContainer,
-        augmented_and_preprocessed_input_batch: dict[str, spec.Tensor],
-        model_state: spec.ModelAuxiliaryState,
-        mode: spec.ForwardPassMode,
-        rng: spec.RandomState,
-        update_batch_norm: bool,
-        dropout_rate: float | None = None,
-        use_running_average_bn: bool | None = None,
-    ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
-        del mode, rng, dropout_rate  # no dropout in a ResNet
-        return resnet_jax.forward(
-            self._model,
-            params,
-            model_state,
-            augmented_and_preprocessed_input_batch["inputs"],
-            update_batch_norm=update_batch_norm,
-            use_running_average_bn=use_running_average_bn,
-        )
 
 
 class ViTModel(JaxClassificationWorkload):
@@ -113,6 +67,9 @@ class ImagenetWorkload(ImagenetData, JaxClassificationWorkload):
 
 class ImagenetResNetWorkload(ResNetModel, ImagenetWorkload):
     """imagenet_resnet, _silu, _gelu, _large_bn_init: ResNet-50 on ImageNet."""
+
+    def _build_model(self) -> ResNet:
+        return resnet_jax.build_model(self.config.model)
 
 
 class ImagenetVitWorkload(ViTModel, ImagenetWorkload):

@@ -1,9 +1,8 @@
 """ImageNet ResNet-50 and ViT-S/16 (and their variants) in PyTorch: only the model plumbing.
 
 `ImagenetWorkload` is the registry entry of the family: instantiating it returns the
-`ImagenetResNetWorkload` or `ImagenetVitWorkload` of ``config.model['arch']``. `ResNetModel` is
-the PyTorch ResNet plumbing on its own (batch-norm statistics in the module), which the CIFAR
-workload reuses with its own data and model.
+`ImagenetResNetWorkload` or `ImagenetVitWorkload` of ``config.model['arch']``. The ResNet
+plumbing is `workloads.common.resnet_pytorch.ResNetModel`, shared with CIFAR.
 
 Under DDP every rank decodes only its rows of each training batch (the loader's ``shard``);
 the rows are identical to the same rows of the unsharded batch, so the global batch does not
@@ -25,50 +24,13 @@ from algoperf import spec
 from algoperf.data.loader import default_num_workers
 from algoperf.frameworks.pytorch_workload import PyTorchClassificationWorkload
 from algoperf.workload_base import seed_from_rng
+from workloads.common.resnet_pytorch import ResNet, ResNetModel
 from workloads.imagenet import resnet_pytorch, vit_pytorch
 from workloads.imagenet.common import ImagenetData
 
 
 def _grad_context(train: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if train else torch.no_grad()
-
-
-class ResNetModel(PyTorchClassificationWorkload):
-    """A PyTorch ResNet: batch-norm statistics live in the module; ``model_state`` is None.
-
-    TRAIN mode normalises with batch statistics and updates the running statistics only when
-    ``update_batch_norm`` (otherwise they are frozen with `update_batch_norm_fn`, as upstream);
-    EVAL mode normalises with the running statistics, without gradients.
-    """
-
-    _output_param_keys = ("fc.weight", "fc.bias")
-
-    def _build_model(self) -> torch.nn.Module:
-        return resnet_pytorch.build_model(self.config.model)
-
-    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
-        torch.random.manual_seed(int(rng[0]))
-        model = self._build_model()
-        self._finish_init(model)
-        return self._wrap_model(model), None
-
-    def model_fn(
-        self,
-        params: spec.ParameterContainer,
-        augmented_and_preprocessed_input_batch: dict[str, spec.Tensor],
-        model_state: spec.ModelAuxiliaryState,
-        mode: spec.ForwardPassMode,
-        rng: spec.RandomState,
-        update_batch_norm: bool,
-        dropout_rate: float | None = None,
-    ) -> tuple[spec.Tensor, spec.ModelAuxiliaryState]:
-        del model_state, rng, dropout_rate  # no dropout in a ResNet
-        model = params
-        train = mode == spec.ForwardPassMode.TRAIN
-        resnet_pytorch.set_mode(model, train=train, update_batch_norm=update_batch_norm)
-        with _grad_context(train):
-            logits = model(augmented_and_preprocessed_input_batch["inputs"])
-        return logits, None
 
 
 class ViTModel(PyTorchClassificationWorkload):
@@ -182,6 +144,9 @@ class ImagenetWorkload(ImagenetData, PyTorchClassificationWorkload):
 
 class ImagenetResNetWorkload(ResNetModel, ImagenetWorkload):
     """imagenet_resnet, _silu, _gelu, _large_bn_init: ResNet-50 on ImageNet."""
+
+    def _build_model(self) -> ResNet:
+        return resnet_pytorch.build_model(self.config.model)
 
 
 class ImagenetVitWorkload(ViTModel, ImagenetWorkload):

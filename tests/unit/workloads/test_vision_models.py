@@ -23,6 +23,8 @@ from algoperf.registry import get_config
 from workloads.cifar import model_jax as cifar_jax
 from workloads.cifar import model_pytorch as cifar_pt
 from workloads.cifar import param_map as cifar_map
+from workloads.common import resnet_layout as rl
+from workloads.common import resnet_pytorch as common_pt
 from workloads.imagenet import param_map as pm
 from workloads.imagenet import resnet_jax, resnet_pytorch, vit_jax, vit_pytorch
 
@@ -56,7 +58,7 @@ def _layout(name: str) -> Any:
 
 def _rules(name: str) -> list[parity.Rule]:
     layout = _layout(name)
-    return pm.vit_rules(layout) if _family(name) == "vit" else pm.resnet_rules(layout)
+    return pm.vit_rules(layout) if _family(name) == "vit" else rl.resnet_rules(layout)
 
 
 @functools.cache
@@ -203,7 +205,7 @@ def test_jax_param_type_counts(name: str, expected: dict) -> None:
 
 # Initialisation (small layouts of the same code) -----------------------------------------------
 
-SMALL_RESNET = pm.ResNetLayout(
+SMALL_RESNET = rl.ResNetLayout(
     stage_sizes=(1, 1), bottleneck=True, num_classes=7, num_filters=16, bn_init_scale=0.5
 )
 SMALL_VIT = pm.ViTLayout(
@@ -235,7 +237,7 @@ def _check_lecun_truncated(w: np.ndarray, fan_in: int) -> None:
 def test_pytorch_resnet_init() -> None:
     torch.manual_seed(0)
     model = resnet_pytorch.ResNet(SMALL_RESNET)
-    last = {id(m.last_bn) for m in model.modules() if isinstance(m, resnet_pytorch.Bottleneck)}
+    last = {id(m.last_bn) for m in model.modules() if isinstance(m, common_pt.Bottleneck)}
     assert len(last) == 2
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -307,7 +309,7 @@ def test_variant_options_reach_the_layouts() -> None:
     assert (vit.width, vit.depth, vit.mlp_dim, vit.num_heads, vit.patch_size) == (
         384, 12, 1536, 6, 16,
     )  # fmt: skip
-    assert _layout("cifar") == pm.ResNetLayout((2, 2, 2, 2), False, 10, 64, "relu", 0.0, "cifar")
+    assert _layout("cifar") == rl.ResNetLayout((2, 2, 2, 2), False, 10, 64, "relu", 0.0, "cifar")
 
 
 # Batch norm ------------------------------------------------------------------------------------
@@ -416,7 +418,7 @@ def test_pytorch_vit_dropout_rate_is_a_forward_argument() -> None:
 @pytest.mark.parametrize("stride", [1, 2])
 def test_same_pad_conv_matches_flax_same_padding(size: int, stride: int) -> None:
     torch.manual_seed(0)
-    conv = resnet_pytorch.SamePadConv2d(3, 4, 3, stride=stride, padding=0, bias=False)
+    conv = common_pt.SamePadConv2d(3, 4, 3, stride=stride, padding=0, bias=False)
     x = np.random.default_rng(0).standard_normal((1, size, size, 3)).astype(np.float32)
     kernel = parity.conv_to_jax(conv.weight.detach().numpy())
     expected = jax.lax.conv_general_dilated(
@@ -444,7 +446,7 @@ def test_padding_styles_differ_only_as_upstream_does(small_resnet_jax: tuple) ->
     "layout",
     [
         SMALL_RESNET,
-        pm.ResNetLayout((2, 1), False, 5, num_filters=8, stem="cifar"),
+        rl.ResNetLayout((2, 1), False, 5, num_filters=8, stem="cifar"),
         SMALL_VIT,
         pm.ViTLayout(5, width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=8,
                      use_post_layer_norm=True),

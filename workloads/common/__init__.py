@@ -1,0 +1,1 @@
+"""Layers and workload plumbing shared by families (families never import each other)."""
