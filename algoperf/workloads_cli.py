@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from algoperf import registry
 
 
 def count_params(name: str, framework: str) -> int:
-    """Trainable parameters of `name` in `framework` (JAX: shapes only, nothing computed)."""
+    """Trainable parameters of `name` in `framework`, from shapes only: nothing is allocated.
+
+    JAX: ``init_model_fn`` under `jax.eval_shape` (abstract arrays). PyTorch: ``init_model_fn``
+    with PyTorch's meta device as the default device (tensors without storage; initialisers run
+    as no-ops), moves to a real device skipped. So the largest models (539M parameters) count in
+    well under a second and a few MB.
+    """
     workload = registry.get_workload(name, framework)
     if framework == "jax":
         import jax
@@ -21,8 +29,30 @@ def count_params(name: str, framework: str) -> int:
         return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
     from algoperf.frameworks import pytorch as fpt
 
-    params, _ = workload.init_model_fn([0, 0])
+    with _torch_meta_device():
+        params, _ = workload.init_model_fn([0, 0])
     return fpt.count_params(params)
+
+
+@contextlib.contextmanager
+def _torch_meta_device() -> Iterator[None]:
+    """Build PyTorch modules on the meta device; ``Module.to`` leaves meta modules where they are
+    (``init_model_fn`` moves its model to the run's device, which a meta tensor cannot do)."""
+    import torch
+
+    original = torch.nn.Module.to
+
+    def to(module: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        if any(t.is_meta for t in itertools.chain(module.parameters(), module.buffers())):
+            return module
+        return original(module, *args, **kwargs)
+
+    torch.nn.Module.to = to  # type: ignore[method-assign]
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        torch.nn.Module.to = original  # type: ignore[method-assign]
 
 
 def rows(with_params: bool = False) -> list[dict[str, Any]]:

@@ -159,7 +159,8 @@ def _has_results(tdir: Path) -> bool:
 
 def preflight(config: RunConfig) -> Preflight:
     """Validate every input of a run; raise a one-line error before anything is written."""
-    wconfig = registry.get_config(config.workload)
+    # A data directory holding a fixture (`algoperf datasets prepare --fixture`) sizes the config.
+    wconfig = registry.get_config(config.workload, config.data_dir)
     registry.workload_class(config.workload, config.framework)  # clear error if not implemented
     rng_lib.configure_process(config.framework)
     random_utils.set_framework(config.framework)
@@ -182,7 +183,7 @@ def preflight(config: RunConfig) -> Preflight:
             f"data directory {data_dir} does not exist; prepare it with "
             f"`algoperf datasets prepare {wconfig.dataset} --data_dir {data_dir}` or pass --data_dir"
         )
-    workload = registry.get_workload(config.workload, config.framework)
+    workload = registry.get_workload(config.workload, config.framework, data_dir=config.data_dir)
     if config.eval_num_workers is not None:
         workload.eval_num_workers = config.eval_num_workers
     workload.check_data(str(data_dir))
@@ -854,6 +855,8 @@ def _write_run_files(pre: Preflight, tdir: Path, seed: int, preemption: int) -> 
         "harness": "algoperf",
         "workload": config.workload,
         "workload_config_version": workload.config.version,
+        # Config fields taken from a fixture dataset (None: the real data, registered sizes).
+        "fixture_data": registry.fixture_overrides(workload.config.dataset, config.data_dir),
         "framework": config.framework,
         "tuning_ruleset": config.tuning_ruleset,
         "rng_seed": seed,

@@ -96,3 +96,28 @@ def fixture_config(
         num_test_examples=num_test,
         num_eval_train_examples=num_eval_train,
     )
+
+
+def write_dataset_fixture(dataset: str, data_dir: Path | str) -> dict[str, int]:
+    """``algoperf datasets prepare cifar10 --fixture``: a 250-image tarball through `data.prepare`.
+
+    The tarball is written to a temporary folder and prepared into ``<data_dir>/cifar10/`` by the
+    real download/verify/extract path (from a ``file://`` URL); returns the `fixture_config`
+    split sizes (the registry records them in ``fixture.json``).
+    """
+    import tempfile
+
+    del dataset
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = write_tarball(Path(tmp) / data.ARCHIVE, per_train_batch=40, num_test=50)
+        data.prepare(
+            data_dir, urls=[fixture.archive.as_uri()], md5=fixture.md5, size=None, progress=False
+        )
+    config = fixture_config()
+    return {
+        "num_train_examples": config.num_train_examples,
+        "num_eval_train_examples": config.num_eval_train_examples,
+        "num_validation_examples": config.num_validation_examples,
+        "num_test_examples": config.num_test_examples,
+        "eval_batch_size": 64,
+    }

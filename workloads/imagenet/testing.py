@@ -213,3 +213,34 @@ def write_archives(
         num_v2=num_classes * v2_per_class,
         val_wnids=val_wnids,
     )
+
+
+def write_dataset_fixture(dataset: str, data_dir: Path | str) -> dict[str, int]:
+    """``algoperf datasets prepare imagenet --fixture``: 3 classes of tiny images, all splits.
+
+    The five archives (official names and structure) are written to a temporary folder and
+    converted into ``<data_dir>/imagenet/`` by the real `data.prepare` (with the fixture's own
+    checksums); returns the split sizes (the registry records them in ``fixture.json``). The
+    model keeps its 1000 classes; the labels are 0-2.
+    """
+    import tempfile
+
+    del dataset
+    with tempfile.TemporaryDirectory() as tmp:
+        archives = write_archives(Path(tmp))
+        data.prepare(
+            data_dir,
+            train_tar=archives.train_tar,
+            val_tar=archives.val_tar,
+            devkit_tar=archives.devkit_tar,
+            v2_tar=archives.v2_tar,
+            checksums=archives.checksums,
+            progress=False,
+        )
+    return {
+        "num_train_examples": archives.num_train,
+        "num_eval_train_examples": min(archives.num_train, 8),
+        "num_validation_examples": archives.num_val,
+        "num_test_examples": archives.num_v2,
+        "eval_batch_size": 16,
+    }

@@ -144,3 +144,20 @@ def fixture_config(
         num_test_examples=num_test,
         eval_batch_size=min(config.eval_batch_size, max(num_validation, num_test)),
     )
+
+
+def write_dataset_fixture(dataset: str, data_dir: Path | str) -> dict[str, int]:
+    """``algoperf datasets prepare <mnist|fashion_mnist> --fixture``: a 1,400-example fixture.
+
+    Writes the four official IDX gz files into ``<data_dir>/<dataset>/`` and returns the split
+    sizes `fixture_config` uses for it (the registry records them in ``fixture.json``).
+    """
+    write_fixture(data_dir, dataset)
+    config = fixture_config(dataset)
+    return {
+        "num_train_examples": config.num_train_examples,
+        "num_eval_train_examples": config.num_eval_train_examples,
+        "num_validation_examples": config.num_validation_examples,
+        "num_test_examples": config.num_test_examples,
+        "eval_batch_size": config.eval_batch_size,
+    }
