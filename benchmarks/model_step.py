@@ -79,8 +79,9 @@ def _gnn_batch(workload: str, batch: int) -> dict[str, np.ndarray]:
 
 def _gnn_jax_step(workload: str, batch: int) -> Step:
     """One jitted GNN step: dropout through the traced-rate path at rate 0, masked sigmoid CE."""
+    from algoperf.frameworks.losses_jax import sigmoid_cross_entropy
     from workloads.ogbg import model_jax
-    from workloads.ogbg.workload_jax import masked_sigmoid_cross_entropy, to_graphs_tuple
+    from workloads.ogbg.workload_jax import to_graphs_tuple
 
     model = model_jax.build_model(get_config(workload).model)
     params = model_jax.init(model, jax.random.key(0))
@@ -91,7 +92,7 @@ def _gnn_jax_step(workload: str, batch: int) -> Step:
         logits = model.apply(
             {"params": params}, b["inputs"], train=True, dropout_rate=rate, rngs={"dropout": rng}
         )
-        out = masked_sigmoid_cross_entropy(b["targets"], logits, b["weights"])
+        out = sigmoid_cross_entropy(b["targets"], logits, b["weights"])
         return out["summed"] / out["n_valid_examples"]
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
@@ -113,8 +114,8 @@ def _gnn_jax_step(workload: str, batch: int) -> Step:
 
 def _gnn_pytorch_step(workload: str, batch: int) -> Step:
     """One eager GNN step in train mode at dropout rate 0, masked sigmoid CE."""
+    from algoperf.frameworks.losses_pytorch import sigmoid_cross_entropy
     from workloads.ogbg import model_pytorch
-    from workloads.ogbg.workload_pytorch import masked_sigmoid_cross_entropy
 
     torch.manual_seed(0)
     model = model_pytorch.build_model(get_config(workload).model)
@@ -129,7 +130,7 @@ def _gnn_pytorch_step(workload: str, batch: int) -> Step:
 
     def run() -> None:
         opt.zero_grad(set_to_none=True)
-        out = masked_sigmoid_cross_entropy(b["targets"], model(graph, 0.0), b["weights"])
+        out = sigmoid_cross_entropy(b["targets"], model(graph, 0.0), b["weights"])
         (out["summed"] / out["n_valid_examples"]).backward()
         opt.step()
 
@@ -137,8 +138,9 @@ def _gnn_pytorch_step(workload: str, batch: int) -> Step:
 
 
 def _unet_jax_step(workload: str, batch: int) -> Step:
+    from algoperf.frameworks.losses_jax import mean_absolute_error
     from workloads.fastmri import data as mri_data
-    from workloads.fastmri import metrics, model_jax
+    from workloads.fastmri import model_jax
 
     model = model_jax.build_model(get_config(workload).model)
     params = model_jax.init(model, jax.random.key(0))
@@ -149,7 +151,7 @@ def _unet_jax_step(workload: str, batch: int) -> Step:
         out = model.apply(
             {"params": params}, b["inputs"], train=True, dropout_rate=0.0, rngs={"dropout": rng}
         )
-        return metrics.mean_absolute_error(out, b["targets"]).mean()
+        return mean_absolute_error(b["targets"], out)["per_example"].mean()
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(params, opt_state, rng):
@@ -169,8 +171,9 @@ def _unet_jax_step(workload: str, batch: int) -> Step:
 
 
 def _unet_pytorch_step(workload: str, batch: int) -> Step:
+    from algoperf.frameworks.losses_pytorch import mean_absolute_error
     from workloads.fastmri import data as mri_data
-    from workloads.fastmri import metrics, model_pytorch
+    from workloads.fastmri import model_pytorch
 
     torch.manual_seed(0)
     model = model_pytorch.build_model(get_config(workload).model).train()
@@ -180,7 +183,7 @@ def _unet_pytorch_step(workload: str, batch: int) -> Step:
     def run() -> None:
         opt.zero_grad(set_to_none=True)
         out = model(b["inputs"], dropout_rate=0.0)
-        metrics.mean_absolute_error(out, b["targets"]).mean().backward()
+        mean_absolute_error(b["targets"], out)["per_example"].mean().backward()
         opt.step()
 
     return run

@@ -24,9 +24,22 @@ from typing import Any
 
 import numpy as np
 
+from algoperf import metrics as eval_metrics
+from algoperf import spec
 from algoperf.workload_config import WorkloadConfig
 from workloads.ogbg import data, metrics
 from workloads.ogbg.param_map import gnn_layout, output_dense
+
+
+def _finalize(values: eval_metrics.SplitValues) -> dict[str, float]:
+    a = values.arrays
+    return metrics.finalize(a["logits"], a["targets"], a["weights"])
+
+
+# Per graph: logits, labels and label mask, concatenated over the split; metrics in numpy.
+EVAL_ACCUMULATION = eval_metrics.Accumulation(
+    concat=("logits", "targets", "weights"), finalize=_finalize
+)
 
 
 class OgbgData:
@@ -38,6 +51,25 @@ class OgbgData:
     _eval_num_shards: Any  # the framework layer's device (JAX) or DDP-rank (PyTorch) count
     _eval_batch: Any
     _to_device: Any
+    loss_functions: Any
+    eval_accumulation = EVAL_ACCUMULATION
+
+    def loss_fn(
+        self,
+        label_batch: spec.Tensor,
+        logits_batch: spec.Tensor,
+        mask_batch: spec.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, spec.Tensor]:
+        """Masked sigmoid cross-entropy over (graphs, 128) labels, as upstream's ogbg.
+
+        ``per_example`` is (graphs, 128), 0 where the mask is 0; ``n_valid_examples`` is the
+        number of labelled entries; smoothing ``(1 - a) y + a / 128``. Upstream declares
+        ``loss_type`` SOFTMAX_CROSS_ENTROPY for ogbg; the declaration is kept (submissions read
+        it), the loss is the sigmoid one, as upstream computes it.
+        """
+        fn = self.loss_functions[spec.LossType.SIGMOID_CROSS_ENTROPY]
+        return fn(label_batch, logits_batch, mask_batch, label_smoothing)
 
     def _num_data_shards(self) -> int:
         """Device shards per global batch: the devices (JAX) or DDP ranks (PyTorch)."""
@@ -95,26 +127,23 @@ class OgbgData:
         ids = data.split_indices(graphs, self.config, split, data_dir)
         budget = data.Budget(self.eval_rows_per_device)
         num_shards = self._eval_num_shards()
-        logits, labels, mask = [], [], []
+        acc = eval_metrics.Accumulator(self.eval_accumulation)
+        slots = np.arange(budget.max_graphs)
         for group in data.eval_groups(graphs, ids, budget, num_shards):
             batch = data.concat_shards([shard for shard, _ in group])
             out = np.asarray(self._eval_logits(params, model_state, batch, rng))
             out = out.reshape(num_shards, budget.max_graphs, -1)
             for i, (shard, k) in enumerate(group):
-                logits.append(out[i, :k])
-                labels.append(shard["targets"][:k])
-                mask.append(shard["weights"][:k])
-        counted = sum(len(x) for x in logits)
-        if counted != num_examples:
+                # The real graphs of a shard are its slots before the padding graph.
+                values = {
+                    "logits": out[i],
+                    "targets": shard["targets"],
+                    "weights": shard["weights"],
+                }
+                acc.add(values, slots < k)
+        if acc.num_examples != num_examples:
             raise RuntimeError(
-                f"{self.config.name}: evaluated {counted} graphs of split {split!r}, "
+                f"{self.config.name}: evaluated {acc.num_examples} graphs of split {split!r}, "
                 f"expected {num_examples}"
             )
-        return metrics.finalize(
-            np.concatenate(logits), np.concatenate(labels), np.concatenate(mask)
-        )
-
-
-def smoothed_labels(labels: Any, label_smoothing: float, num_tasks: int) -> Any:
-    """Upstream's label smoothing for the 128 binary tasks: ``(1 - a) y + a / 128``."""
-    return (1.0 - label_smoothing) * labels + label_smoothing / num_tasks
+        return acc.result()

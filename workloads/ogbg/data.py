@@ -449,12 +449,14 @@ def eval_groups(
 
 
 def synthetic_batch(config: WorkloadConfig, batch_size: int, seed: int) -> Batch:
-    """A random one-shard batch of `batch_size` small molecules-like graphs (smoke runs)."""
+    """A random one-shard batch with `batch_size` graph slots (``batch_size - 1`` random
+    molecule-like graphs and the padding graph; at least one graph), for smoke runs: its
+    logits, targets and weights have `batch_size` rows like any other family's batch."""
     rng = np.random.default_rng(iterators._seed_word(seed))
-    budget = Budget(batch_size)
-    # At most 20 nodes and 44 directed edges per graph: `batch_size` of them always fit.
-    graphs = random_graphs(rng, batch_size, max_nodes=20)
-    return gather_shard(graphs, np.arange(batch_size), budget)
+    budget = Budget(max(1, batch_size - 1))
+    # At most 20 nodes and 44 directed edges per graph: a full budget of them always fits.
+    graphs = random_graphs(rng, budget.graphs_per_device, max_nodes=20)
+    return gather_shard(graphs, np.arange(budget.graphs_per_device), budget)
 
 
 def random_graphs(rng: np.random.Generator, num_graphs: int, max_nodes: int = 30) -> Graphs:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import jraph
 import numpy as np
 
@@ -20,7 +19,7 @@ from algoperf import spec
 from algoperf.frameworks import jax as fjax
 from algoperf.frameworks.jax_workload import JaxWorkload
 from workloads.ogbg import model_jax
-from workloads.ogbg.common import OgbgData, smoothed_labels
+from workloads.ogbg.common import OgbgData
 
 
 def to_graphs_tuple(batch: dict[str, Any]) -> dict[str, Any]:
@@ -35,30 +34,6 @@ def to_graphs_tuple(batch: dict[str, Any]) -> dict[str, Any]:
         n_edge=batch["n_edge"],
     )
     return {"inputs": graph, "targets": batch["targets"], "weights": batch["weights"]}
-
-
-def masked_sigmoid_cross_entropy(
-    labels: jax.Array, logits: jax.Array, mask: jax.Array | None, label_smoothing: float = 0.0
-) -> dict[str, jax.Array]:
-    """Upstream's ogbg loss: TF's stable sigmoid cross-entropy per (graph, task), 0 where the
-    mask is 0; ``n_valid_examples`` is the number of labelled entries."""
-    if mask is None:
-        mask = jnp.ones_like(logits)
-    if not logits.shape == labels.shape == mask.shape or logits.ndim != 2:
-        raise ValueError(
-            f"ogbg loss: logits {logits.shape}, targets {labels.shape} and weights {mask.shape} "
-            "must have the same (graphs, tasks) shape"
-        )
-    valid = mask.astype(bool)
-    # Masked labels never reach the gradient (upstream sets them to -1 for the same reason).
-    labels = smoothed_labels(jnp.where(valid, labels, -1.0), label_smoothing, labels.shape[-1])
-    losses = jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-    per_example = jnp.where(valid, losses, 0.0)
-    return {
-        "summed": per_example.sum(),
-        "n_valid_examples": mask.sum(),
-        "per_example": per_example,
-    }
 
 
 class OgbgWorkload(OgbgData, JaxWorkload):
@@ -93,16 +68,6 @@ class OgbgWorkload(OgbgData, JaxWorkload):
             rngs={"dropout": rng} if train else {},
         )
         return logits, None
-
-    def loss_fn(
-        self,
-        label_batch: spec.Tensor,
-        logits_batch: spec.Tensor,
-        mask_batch: spec.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, spec.Tensor]:
-        """Masked sigmoid cross-entropy over (graphs, 128) (see `masked_sigmoid_cross_entropy`)."""
-        return masked_sigmoid_cross_entropy(label_batch, logits_batch, mask_batch, label_smoothing)
 
     def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         return fjax.shard_batch(to_graphs_tuple(batch))

@@ -17,7 +17,7 @@ import torch
 from algoperf import spec
 from algoperf.frameworks.pytorch_workload import PyTorchWorkload
 from workloads.ogbg import model_pytorch
-from workloads.ogbg.common import OgbgData, smoothed_labels
+from workloads.ogbg.common import OgbgData
 
 _INDEX_KEYS = ("senders", "receivers", "n_node", "n_edge")
 
@@ -34,32 +34,6 @@ def rank_shard(batch: dict[str, np.ndarray], rank: int, world: int) -> dict[str,
     for key in ("senders", "receivers"):
         out[key] = out[key] - np.int32(rank * nodes_per_shard)
     return out
-
-
-def masked_sigmoid_cross_entropy(
-    labels: torch.Tensor,
-    logits: torch.Tensor,
-    mask: torch.Tensor | None,
-    label_smoothing: float = 0.0,
-) -> dict[str, torch.Tensor]:
-    """Upstream's ogbg loss: TF's stable sigmoid cross-entropy per (graph, task), 0 where the
-    mask is 0; ``n_valid_examples`` is the number of labelled entries."""
-    if mask is None:
-        mask = torch.ones_like(logits)
-    if not logits.shape == labels.shape == mask.shape or logits.dim() != 2:
-        raise ValueError(
-            f"ogbg loss: logits {tuple(logits.shape)}, targets {tuple(labels.shape)} and weights "
-            f"{tuple(mask.shape)} must have the same (graphs, tasks) shape"
-        )
-    valid = mask.to(torch.bool)
-    labels = smoothed_labels(torch.where(valid, labels, -1.0), label_smoothing, labels.shape[-1])
-    losses = torch.relu(logits) - logits * labels + torch.log1p(torch.exp(-logits.abs()))
-    per_example = torch.where(valid, losses, 0.0)
-    return {
-        "summed": per_example.sum(),
-        "n_valid_examples": mask.sum(),
-        "per_example": per_example,
-    }
 
 
 class OgbgWorkload(OgbgData, PyTorchWorkload):
@@ -94,16 +68,6 @@ class OgbgWorkload(OgbgData, PyTorchWorkload):
                 dropout_rate=rate if train else 0.0,
             )
         return logits, None
-
-    def loss_fn(
-        self,
-        label_batch: spec.Tensor,
-        logits_batch: spec.Tensor,
-        mask_batch: spec.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, spec.Tensor]:
-        """Masked sigmoid cross-entropy over (graphs, 128) (see `masked_sigmoid_cross_entropy`)."""
-        return masked_sigmoid_cross_entropy(label_batch, logits_batch, mask_batch, label_smoothing)
 
     def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         local = rank_shard(batch, self._dist.rank, self._dist.world_size)

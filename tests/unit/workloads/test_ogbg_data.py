@@ -284,12 +284,12 @@ def test_batch_size_below_one_graph_per_device_is_refused():
 
 
 def test_synthetic_batch_has_the_real_layout():
-    batch = data.synthetic_batch(get_config("ogbg"), 4, seed=0)
-    assert batch["nodes"].shape == (105, 9) and batch["edges"].shape == (224, 3)
-    assert batch["n_node"].shape == (5,) and batch["targets"].shape == (5, 128)
-    assert batch["n_node"].sum() == 105 and batch["n_edge"].sum() == 224
-    assert batch["weights"][4].sum() == 0 and batch["weights"][:4].sum() > 0
-    assert batch["senders"].max() < 105
+    batch = data.synthetic_batch(get_config("ogbg"), 4, seed=0)  # 3 graphs + the padding graph
+    assert batch["nodes"].shape == (79, 9) and batch["edges"].shape == (168, 3)
+    assert batch["n_node"].shape == (4,) and batch["targets"].shape == (4, 128)
+    assert batch["n_node"].sum() == 79 and batch["n_edge"].sum() == 168
+    assert batch["weights"][3].sum() == 0 and batch["weights"][:3].sum() > 0
+    assert batch["senders"].max() < 79
 
 
 def test_fixture_is_in_ogb_format(tmp_path: Path):

@@ -12,9 +12,7 @@ from algoperf import spec
 from algoperf.registry import get_config
 from workloads.ogbg import data, model_jax, model_pytorch, param_map
 from workloads.ogbg.workload_jax import OgbgWorkload as JaxOgbg
-from workloads.ogbg.workload_jax import masked_sigmoid_cross_entropy as jax_bce
 from workloads.ogbg.workload_pytorch import OgbgWorkload as TorchOgbg
-from workloads.ogbg.workload_pytorch import masked_sigmoid_cross_entropy as torch_bce
 from workloads.ogbg.workload_pytorch import rank_shard
 
 COUNTS = {"ogbg": 3_554_176, "ogbg_gelu": 3_554_176, "ogbg_silu": 3_554_176}
@@ -99,6 +97,18 @@ def test_unknown_model_options_name_the_spec():
 
 
 # Loss --------------------------------------------------------------------------------------------
+
+
+def jax_bce(*args):
+    return JaxOgbg(config=get_config("ogbg")).loss_fn(*args)
+
+
+def torch_bce(*args):
+    return TorchOgbg(config=get_config("ogbg")).loss_fn(*args)
+
+
+def test_loss_is_the_sigmoid_one_though_upstream_declares_softmax():
+    assert JaxOgbg(config=get_config("ogbg")).loss_type == spec.LossType.SOFTMAX_CROSS_ENTROPY
 
 
 def _loss_inputs(seed=0):
