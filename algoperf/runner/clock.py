@@ -1,8 +1,10 @@
 """The runner's clock: device work is synchronised before time is read; DDP ranks agree on the max.
 
-`time.perf_counter` (monotonic) replaces upstream's `time.time`, so a wall-clock adjustment
-during a run cannot shift a measurement. Tests inject a `FakeClock` to check the loop's
-accounting exactly.
+Readings are in upstream's clock domain (seconds since the epoch, comparable with
+``time.time()``, so a submission that reads ``train_state`` times sees what upstream gives it),
+but advance with `time.perf_counter` (monotonic): the epoch offset is fixed when the clock is
+made, so a wall-clock adjustment during a run cannot shift a measurement. Tests inject a
+`FakeClock` to check the loop's accounting exactly; it records which readings synchronised.
 
 Under DDP every reading is the maximum over ranks (the slowest rank defines the clock), so all
 ranks take the same eval and budget decisions. `peek_agree` carries a small integer "stop code"
@@ -34,12 +36,19 @@ class Clock:
     ) -> None:
         self._sync = sync
         self._reduce_max = reduce_max
+        self._offset = time.time() - time.perf_counter()
 
     def now(self, pending: Any = None) -> float:
-        """Seconds on a monotonic clock once `pending` device work (or all of it) has finished."""
+        """Seconds (epoch domain, monotonic) once `pending` device work (or all of it) finished."""
         if self._sync is not None:
             self._sync(pending)
         return self.peek()
+
+    def now_agree(self, pending: Any = None, code: int = 0) -> tuple[float, int]:
+        """`now` plus the maximum of `code` over ranks, in one collective."""
+        if self._sync is not None:
+            self._sync(pending)
+        return self.peek_agree(code)
 
     def peek(self) -> float:
         """Seconds on the clock without waiting for queued device work (still max over ranks).
@@ -47,14 +56,14 @@ class Clock:
         Cheap enough for every step; a reading that closes a timed interval whose length is
         recorded must use `now`.
         """
-        t = time.perf_counter()
+        t = time.perf_counter() + self._offset
         if self._reduce_max is not None:
             t = float(self._reduce_max([t])[0])
         return t
 
     def peek_agree(self, code: int = 0) -> tuple[float, int]:
         """`peek` plus the maximum of `code` over ranks, in one collective."""
-        t = time.perf_counter()
+        t = time.perf_counter() + self._offset
         if self._reduce_max is not None:
             t, c = self._reduce_max([t, float(code)])
             return float(t), int(c)
@@ -62,12 +71,18 @@ class Clock:
 
 
 class FakeClock(Clock):
-    """A clock that only moves when told to: for exact tests of the loop's time accounting."""
+    """A clock that only moves when told to: for exact tests of the loop's time accounting.
+
+    ``reads`` counts every reading; ``synced`` lists the times of the synchronised ones (`now`,
+    `now_agree`), ``unsynced`` those of the others (`peek`, `peek_agree`).
+    """
 
     def __init__(self, start: float = 1000.0) -> None:
         super().__init__()
         self.t = start
         self.reads = 0
+        self.synced: list[float] = []
+        self.unsynced: list[float] = []
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
@@ -75,13 +90,19 @@ class FakeClock(Clock):
     def now(self, pending: Any = None) -> float:
         del pending
         self.reads += 1
+        self.synced.append(self.t)
         return self.t
 
+    def now_agree(self, pending: Any = None, code: int = 0) -> tuple[float, int]:
+        return self.now(pending), code
+
     def peek(self) -> float:
-        return self.now()
+        self.reads += 1
+        self.unsynced.append(self.t)
+        return self.t
 
     def peek_agree(self, code: int = 0) -> tuple[float, int]:
-        return self.now(), code
+        return self.peek(), code
 
 
 def for_framework(framework: str) -> Clock:

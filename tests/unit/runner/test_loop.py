@@ -22,6 +22,7 @@ from algoperf.runner.loop import (
     LiveStatus,
     LoopSettings,
     ResumePoint,
+    TrainState,
     accepts_train_state,
     train_once,
 )
@@ -321,13 +322,20 @@ def test_train_state_passed_only_when_declared_and_read_only():
     assert not accepts_train_state(plain.update_params)
 
 
-def test_skip_evals_still_checks_the_budget():
+def test_skip_evals_as_upstream_no_prepare_no_budget_check():
+    """Upstream skips the whole eligible-point block: no prepare_for_eval, no budget check."""
     clock = FakeClock()
     wl = FakeWorkload(clock, _config(), eval_cost=1.0)
-    result, rows = run(clock, wl, make_submission(clock)[0], budget=30.0, skip_evals=True)
-    assert rows == [] and wl.eval_steps == []
-    assert result.stop_reason == "budget"
-    assert result.accumulated_submission_time <= 30.0 + wl.eval_period_time_sec
+    sub = make_submission(clock, prep_cost=0.5)[0]
+    prepared = []
+    prepare = sub.prepare_for_eval
+    sub.prepare_for_eval = lambda **kw: prepared.append(kw["global_step"]) or prepare(**kw)
+    result, rows = run(clock, wl, sub, budget=30.0, skip_evals=True, max_steps=60)
+    assert rows == [] and wl.eval_steps == [] and prepared == []
+    # Past the budget (60 s > 30 s): only max_global_steps ends it, as upstream.
+    assert result.stop_reason == "max_global_steps" and result.global_step == 60
+    assert result.accumulated_submission_time == pytest.approx(60.0)
+    assert result.train_state.is_time_remaining
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
@@ -433,7 +441,8 @@ def test_first_key_block_and_eval_keys_are_computed_before_the_clock_starts(fram
     assert reads_at["train"][0] == 0 and reads_at["at_eval"][0] == 0
 
 
-def test_first_batch_is_drawn_during_set_up_and_handed_over_first():
+def test_first_batch_is_drawn_inside_the_timed_region_as_upstream():
+    """Pipeline start-up (a slow first batch) is submission time; nothing skipped or repeated."""
     clock = FakeClock()
     wl = FakeWorkload(clock, _config())
     drawn_at = []
@@ -442,6 +451,8 @@ def test_first_batch_is_drawn_during_set_up_and_handed_over_first():
         i = 0
         while True:
             drawn_at.append(clock.reads)
+            if i == 0:
+                clock.advance(5.0)  # opening files, warming the pipeline
             yield {"inputs": np.full((global_batch_size, 1), i), "targets": np.zeros(2)}
             i += 1
 
@@ -456,9 +467,10 @@ def test_first_batch_is_drawn_during_set_up_and_handed_over_first():
         return batch
 
     sub.data_selection = data_selection
-    run(clock, wl, sub, max_steps=3)
-    assert drawn_at[0] == 0  # before the clock's first reading
-    assert seen == [0, 1, 2]  # nothing skipped or repeated
+    _, rows = run(clock, wl, sub, max_steps=3)
+    assert drawn_at[0] == 1  # after the clock's first reading (the start)
+    assert seen == [0, 1, 2]
+    assert rows[0]["score"] == pytest.approx(5.0 + STEP)
 
 
 def test_self_tuning_budget_is_one_and_a_half_times_external():
@@ -666,11 +678,27 @@ def test_nan_eval_metric_marks_divergence():
             return out
 
     wl = Nan(clock, _config(), eval_cost=1.0)
-    result, rows, _ = run_with(
-        clock, wl, make_submission(clock)[0], settings=LoopSettings(budget_sec=1e9, data_dir="")
-    )
+    settings = LoopSettings(budget_sec=1e9, data_dir="", stop_on_divergence=True)
+    result, rows, _ = run_with(clock, wl, make_submission(clock)[0], settings=settings)
     assert result.stop_reason == "diverged"
     assert [r["global_step"] for r in rows] == [1, 11]  # the NaN row is written, then it stops
+
+
+def test_nan_eval_metric_does_not_stop_by_default_as_upstream():
+    clock = FakeClock()
+
+    class Nan(FakeWorkload):
+        def eval_model(self, *args):
+            out = super().eval_model(*args)
+            out["train/loss"] = float("nan")
+            return out
+
+    wl = Nan(clock, _config(), eval_cost=1.0)
+    settings = LoopSettings(budget_sec=40.0, data_dir="")
+    result, rows, _ = run_with(clock, wl, make_submission(clock)[0], settings=settings)
+    assert result.stop_reason == "budget"
+    assert [r["global_step"] for r in rows] == [1, 11, 21, 31]
+    assert result.nonfinite_evals == 4
 
 
 def test_live_status_and_counting_queue():
@@ -710,3 +738,129 @@ def test_clock_agreement_reduces_time_and_stop_code_together():
     _, code = clock.peek_agree(0)
     assert code == 1 and len(seen) == 1 and len(seen[0]) == 2
     assert clock.peek() > 0 and len(seen) == 2
+
+
+# Rules aligned with upstream's runner (each test fails if the rule drifts) -------------------------
+
+
+def _recording_step_ends(clock, sub, steps_ended):
+    update = sub.update_params
+
+    def update_params(**kw):
+        out = update(**kw)
+        steps_ended.append(clock.t)
+        return out
+
+    sub.update_params = update_params
+    return sub
+
+
+def test_step_end_is_a_synchronised_reading_every_step_by_default():
+    """Upstream's get_time() synchronises at every step end; the opt-in lazy mode only at evals."""
+    for sync_every_step in (True, False):
+        clock = FakeClock()
+        wl = FakeWorkload(clock, _config(eval_period_time_sec=5), eval_cost=1.0)
+        steps_ended = []
+        sub = _recording_step_ends(clock, make_submission(clock)[0], steps_ended)
+        settings = LoopSettings(
+            budget_sec=1e9, data_dir="", max_global_steps=12, sync_every_step=sync_every_step
+        )
+        _, rows, _ = run_with(clock, wl, sub, settings=settings)
+        synced_step_ends = [t for t in steps_ended if t in clock.synced]
+        eval_points = [r["global_step"] for r in rows]
+        assert eval_points == [1, 6, 11, 12]
+        if sync_every_step:
+            assert synced_step_ends == steps_ended
+            assert clock.unsynced == []
+        else:
+            # Every step end is peeked; only the eligible points' ends wait for device work.
+            assert len(synced_step_ends) == len(eval_points)
+            assert clock.unsynced == steps_ended
+
+
+def test_an_eval_that_raises_is_logged_and_training_continues():
+    clock = FakeClock()
+
+    class OomOnce(FakeWorkload):
+        def eval_model(self, *args):
+            if args[-1] == 11 and not getattr(self, "raised", False):
+                self.raised = True
+                self.clock.advance(0.5)
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return super().eval_model(*args)
+
+    wl = OomOnce(clock, _config(), eval_cost=1.0)
+    resets = []
+    settings = LoopSettings(budget_sec=30.0, data_dir="")
+    result, rows, _ = run_with(
+        clock,
+        wl,
+        make_submission(clock)[0],
+        settings=settings,
+        reset_memory=lambda: resets.append(1),
+    )
+    # Step 11's eval failed: no row; last_eval_time unchanged, so step 12 is eligible (upstream).
+    assert [r["global_step"] for r in rows] == [1, 12, 22]
+    assert result.eval_errors == 1 and result.stop_reason == "budget"
+    # The failed eval's time is eval time (nothing uncounted).
+    assert rows[1]["accumulated_eval_time"] == pytest.approx(1.0 + 0.5 + 1.0)
+    r = rows[-1]
+    parts = r["accumulated_submission_time"] + r["accumulated_eval_time"]
+    assert r["total_duration"] == pytest.approx(parts + r["accumulated_logging_time"])
+
+
+def test_memory_is_reset_at_set_up_before_each_eval_and_after_its_logging():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    events = []
+    evals = wl.eval_model
+
+    def eval_model(*args):
+        events.append("eval")
+        return evals(*args)
+
+    wl.eval_model = eval_model
+    settings = LoopSettings(budget_sec=1e9, data_dir="", max_global_steps=11)
+    result = train_once(
+        wl,
+        make_submission(clock)[0],
+        global_batch_size=2,
+        hyperparameters=None,
+        trial_rng=rng_lib.trial_rng(7, "pytorch", "external"),
+        settings=settings,
+        clock=clock,
+        on_eval=lambda row: events.append("row"),
+        reset_memory=lambda: events.append(f"reset@{clock.reads}"),
+    )
+    assert result.global_step == 11
+    assert events[0] == "reset@0"  # before set-up, ahead of the clock's start
+    names = [e.split("@")[0] for e in events]
+    assert names == ["reset", "reset", "eval", "row", "reset", "reset", "eval", "row", "reset"]
+
+
+def test_train_state_times_are_in_upstreams_clock_domain():
+    """Readings are time.time()-comparable; last_eval_time starts at 0 as upstream."""
+    import time
+
+    assert TrainState().last_eval_time == 0
+    before = time.time()
+    reading = Clock().now()
+    assert before - 1.0 <= reading <= time.time() + 1.0
+    clock = FakeClock()
+    sub, _ = make_submission(clock, want_train_state=True)
+    update, first = sub.update_params, []
+
+    def update_params(train_state=None, **kw):
+        first.append(dict(train_state))  # the live view, as of this step
+        return update(train_state=train_state, **kw)
+
+    sub.update_params = update_params
+    run(clock, FakeWorkload(clock, _config()), sub, max_steps=1)
+    assert first[0]["last_eval_time"] == 0 and first[0]["last_step_end_time"] == 1000.0
+
+
+def test_max_global_steps_zero_means_no_limit():
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    result, _ = run(clock, wl, make_submission(clock)[0], budget=25.0, max_steps=0)
+    assert result.stop_reason == "budget" and result.global_step == 31
