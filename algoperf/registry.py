@@ -96,12 +96,7 @@ FIXTURE_FIELDS = (
 )
 
 # Implementations of families whose spec.py does not declare `FAMILY` yet (transitional).
-_LEGACY_IMPLEMENTATIONS: dict[str, dict[str, str]] = {
-    "fastmri": {
-        "jax": "workloads.fastmri.workload_jax:FastmriWorkload",
-        "pytorch": "workloads.fastmri.workload_pytorch:FastmriWorkload",
-    },
-}
+_LEGACY_IMPLEMENTATIONS: dict[str, dict[str, str]] = {}
 
 # Upstream's base workloads, in upstream's order (used to map a variant to its base name the way
 # upstream does: the first entry that is a substring of the variant's name).
@@ -484,20 +479,17 @@ def write_fixture(dataset: str, data_dir: str | Path) -> Path:
     return folder
 
 
-def fixture_overrides(dataset: str, data_dir: str | Path) -> dict[str, Any] | None:
-    """The config fields recorded for a fixture of `dataset` under `data_dir`; None: real data.
-
-    Looks in ``<data_dir>/<dataset>/`` and in `data_dir` itself (a dataset folder passed as the
-    data root).
-    """
+def _fixture_record(dataset: str, data_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """(folder, config fields) of a fixture of `dataset` under `data_dir`; None: real data."""
     root = Path(data_dir).expanduser()
-    for path in (root / dataset / FIXTURE_FILE, root / FIXTURE_FILE):
+    for folder in (root / dataset, root):
+        path = folder / FIXTURE_FILE
         if path.is_file():
             try:
                 record = json.loads(path.read_text())
                 if record["dataset"] != dataset:
                     continue
-                return dict(record["config"])
+                return folder, dict(record["config"])
             except (ValueError, KeyError, TypeError) as e:
                 from algoperf.data import DatasetError
 
@@ -508,6 +500,16 @@ def fixture_overrides(dataset: str, data_dir: str | Path) -> dict[str, Any] | No
     return None
 
 
+def fixture_overrides(dataset: str, data_dir: str | Path) -> dict[str, Any] | None:
+    """The config fields recorded for a fixture of `dataset` under `data_dir`; None: real data.
+
+    Looks in ``<data_dir>/<dataset>/`` and in `data_dir` itself (a dataset folder passed as the
+    data root).
+    """
+    found = _fixture_record(dataset, data_dir)
+    return None if found is None else found[1]
+
+
 def apply_fixture(config: WorkloadConfig, data_dir: str | Path) -> WorkloadConfig:
     """`config` sized for a fixture of its dataset under `data_dir` (unchanged for real data).
 
@@ -515,9 +517,10 @@ def apply_fixture(config: WorkloadConfig, data_dir: str | Path) -> WorkloadConfi
     the eval batch size, and says ``fixture data`` in its ``notes`` (written into run records),
     so a run on fixture data cannot pass for a benchmark run.
     """
-    overrides = fixture_overrides(config.dataset, data_dir)
-    if overrides is None:
+    found = _fixture_record(config.dataset, data_dir)
+    if found is None:
         return config
+    folder, overrides = found
     changes = {k: v for k, v in overrides.items() if k != "eval_batch_size"}
     if "eval_batch_size" in overrides:
         cap = int(overrides["eval_batch_size"])
@@ -525,6 +528,6 @@ def apply_fixture(config: WorkloadConfig, data_dir: str | Path) -> WorkloadConfi
         changes["eval_batch_size_overrides"] = {
             fw: min(size, cap) for fw, size in config.eval_batch_size_overrides.items()
         }
-    note = f"fixture data in {Path(data_dir).expanduser()} (not a benchmark run)"
+    note = f"fixture data in {folder} (not a benchmark run)"
     changes["notes"] = f"{config.notes}; {note}" if config.notes else note
     return dataclasses.replace(config, **changes)
