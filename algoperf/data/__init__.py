@@ -24,7 +24,6 @@ DATASETS: dict[str, str] = {
     "fashion_mnist": "workloads.mnist.data:prepare",
     "cifar10": "workloads.cifar.data:prepare_dataset",
     "imagenet": "workloads.imagenet.data:prepare_dataset",
-    "fastmri": "workloads.fastmri.data:prepare_dataset",
 }
 
 # Environment variable naming the default data root (then ./data).

@@ -149,9 +149,7 @@ def test_eval_metrics_do_not_depend_on_the_eval_batch_size(fastmri_root):
     workload = FastmriWorkload(config=dataclasses.replace(config, eval_batch_size=16))
     params, state = workload.init_model_fn(np.array([0, 0], np.uint32))
     results = [
-        workload._eval_model_on_split(
-            "validation", 6, bs, params, state, None, str(fastmri_root)
-        )
+        workload._eval_model_on_split("validation", 6, bs, params, state, None, str(fastmri_root))
         for bs in (2, 5)
     ]
     assert results[0] == results[1]

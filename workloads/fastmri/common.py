@@ -12,13 +12,20 @@ from typing import Any
 
 import numpy as np
 
+from algoperf import metrics as accumulation
 from algoperf import spec
 from algoperf.workload_config import WorkloadConfig
 from workloads.fastmri import data, metrics
 
 
 class FastmriData:
-    """Mixin: fastMRI numpy batches, the fail-early data check and the per-slice eval metrics."""
+    """Mixin: fastMRI numpy batches, the fail-early data check and the per-slice eval metrics.
+
+    The loss is the framework layer's `LossType.MEAN_ABSOLUTE_ERROR` (per-slice mean L1); the
+    eval reports the mean over slices of SSIM and loss, as upstream.
+    """
+
+    eval_accumulation = accumulation.Accumulation(means=("ssim", "loss"))
 
     config: WorkloadConfig
     eval_num_workers: int | None
@@ -70,4 +77,5 @@ class FastmriData:
         ssim = metrics.ssim_per_example(
             outputs, targets, batch["mean"], batch["std"], batch["volume_max"]
         )
-        return {"ssim": ssim, "loss": metrics.mean_absolute_error(outputs, targets)}
+        loss = self.loss_fn(targets, outputs)["per_example"]  # type: ignore[attr-defined]
+        return {"ssim": ssim, "loss": loss}

@@ -73,12 +73,6 @@ def ssim_per_example(predictions: Any, targets: Any, mean: Any, std: Any, volume
     return ssim.clip(-1, 1)
 
 
-def mean_absolute_error(predictions: Any, targets: Any) -> Any:
-    """Per-slice mean |prediction - target| (upstream's MAE loss before the batch sum)."""
-    diff = abs(predictions - targets)
-    return diff.reshape(diff.shape[0], -1).mean(-1)
-
-
 def reference_ssim(
     predictions: np.ndarray,
     targets: np.ndarray,

@@ -1,5 +1,6 @@
 """fastMRI knee single-coil reconstruction with a U-Net and its variants (upstream numbers)."""
 
+from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -58,3 +59,32 @@ VARIANTS = {
         ),
     )
 }
+
+FAMILY = Family(
+    name="fastmri",
+    variants=VARIANTS,
+    implementations={
+        "jax": "workloads.fastmri.workload_jax:FastmriWorkload",
+        "pytorch": "workloads.fastmri.workload_pytorch:FastmriWorkload",
+    },
+    datasets=(
+        Dataset(
+            name="fastmri",
+            prepare="workloads.fastmri.data:prepare_dataset",
+            fixture="workloads.fastmri.data:write_cli_fixture",
+            # The NYU archives need registration: the user names the files they downloaded.
+            options=(
+                PrepareOption("--fastmri_train_tar", "train_tar", "knee_singlecoil_train.tar.xz"),
+                PrepareOption("--fastmri_val_tar", "val_tar", "knee_singlecoil_val.tar.xz"),
+            ),
+            description="NYU fastMRI knee single-coil h5 volumes (user-supplied archives)",
+        ),
+    ),
+    synthetic_batch="workloads.fastmri.data:synthetic_batch",
+    param_counts={
+        "fastmri": 7_756_097,
+        "fastmri_model_size": 7_692_929,
+        "fastmri_tanh": 7_756_097,
+        "fastmri_layernorm": 7_761_985,
+    },
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from algoperf import spec
 from algoperf.frameworks import jax as fjax
 from algoperf.frameworks.jax_workload import JaxWorkload
-from workloads.fastmri import metrics, model_jax
+from workloads.fastmri import model_jax
 from workloads.fastmri.common import FastmriData
 
 
@@ -47,24 +47,3 @@ class FastmriWorkload(FastmriData, JaxWorkload):
             rngs={"dropout": rng} if train else {},
         )
         return outputs, None
-
-    def loss_fn(
-        self,
-        label_batch: spec.Tensor,
-        logits_batch: spec.Tensor,
-        mask_batch: spec.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, spec.Tensor]:
-        """Per-slice mean absolute error; `label_smoothing` is ignored (as upstream)."""
-        del label_smoothing
-        per_example = metrics.mean_absolute_error(logits_batch, label_batch)
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = per_example.shape[0]
-        return {
-            "summed": per_example.sum(),
-            "n_valid_examples": n_valid,
-            "per_example": per_example,
-        }

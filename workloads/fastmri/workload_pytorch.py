@@ -13,7 +13,7 @@ import torch
 
 from algoperf import spec
 from algoperf.frameworks.pytorch_workload import PyTorchWorkload
-from workloads.fastmri import metrics, model_pytorch
+from workloads.fastmri import model_pytorch
 from workloads.fastmri.common import FastmriData
 
 
@@ -50,24 +50,3 @@ class FastmriWorkload(FastmriData, PyTorchWorkload):
         with context:
             outputs = model(augmented_and_preprocessed_input_batch["inputs"], dropout_rate=rate)
         return outputs, None
-
-    def loss_fn(
-        self,
-        label_batch: spec.Tensor,
-        logits_batch: spec.Tensor,
-        mask_batch: spec.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, spec.Tensor]:
-        """Per-slice mean absolute error; `label_smoothing` is ignored (as upstream)."""
-        del label_smoothing
-        per_example = metrics.mean_absolute_error(logits_batch, label_batch)
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = torch.tensor(len(per_example), device=per_example.device)
-        return {
-            "summed": per_example.sum(),
-            "n_valid_examples": n_valid,
-            "per_example": per_example,
-        }

@@ -66,10 +66,18 @@ def test_ssim_padding_rows_and_clipping():
     assert (s >= -1).all() and (s <= 1).all() and (s < 0).all()
 
 
-def test_mae_is_the_per_slice_mean():
+def test_workload_loss_is_the_per_slice_mae():
+    """The workloads' loss_fn (LossType.MEAN_ABSOLUTE_ERROR) is upstream's per-slice mean L1."""
+    from algoperf.registry import get_workload
+
     rng = np.random.default_rng(1)
-    p, t = rng.standard_normal((2, 3, 8, 8))
-    np.testing.assert_allclose(metrics.mean_absolute_error(p, t), np.abs(p - t).mean(axis=(1, 2)))
+    p, t = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    expected = np.abs(p - t).mean(axis=(1, 2))
+    workload = get_workload("fastmri", "pytorch")
+    out = workload.loss_fn(torch.from_numpy(t), torch.from_numpy(p), torch.tensor([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(out["per_example"].numpy(), expected * [1, 1, 0], rtol=1e-6)
+    assert float(out["n_valid_examples"]) == 2.0
+    np.testing.assert_allclose(float(out["summed"]), expected[:2].sum(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
