@@ -35,6 +35,13 @@ non-deterministic kernels add theirs.
 
 Loader workers: families whose eval loaders decode in parallel read ``self.eval_num_workers``
 (None: the family's default), set by the runner from ``--pytorch_eval_num_workers``.
+
+Per-process loading is the framework layer's: `_data_shard` says which rows of every batch this
+process decodes (PyTorch DDP: rank r of W, for families whose ``_numpy_batches`` takes
+``shard=(r, W)``), `_loader_options` passes the shard and the worker count, and the eval then
+runs `_eval_sharded` (each rank decodes and evaluates only its rows of every device chunk, and
+the kept per-example values are gathered once). Families only implement ``shard`` in their
+loader.
 """
 
 from __future__ import annotations
@@ -233,8 +240,17 @@ class ConfiguredWorkload(spec.Workload):
     ) -> dict[str, float]:
         del global_step
         chunk_rows = self.eval_rows_per_device * self._eval_num_shards()
+        if self._data_shard() is not None:
+            return self._eval_sharded(
+                split, num_examples, chunk_rows, params, model_state, rng, data_dir
+            )
         batches = self._numpy_batches(
-            split, data_dir, global_batch_size, seed=0, num_examples=num_examples
+            split,
+            data_dir,
+            global_batch_size,
+            seed=0,
+            num_examples=num_examples,
+            **self._loader_options(split),
         )
         acc: metrics.Accumulator | None = None
         for chunk in fixed_shape_chunks(batches, chunk_rows):
@@ -243,6 +259,11 @@ class ConfiguredWorkload(spec.Workload):
             if acc is None:
                 acc = metrics.Accumulator(self._eval_accumulation_for(values))
             acc.add({**chunk, **values}, self._eval_example_rows(chunk))
+        return self._checked_result(acc, split, num_examples)
+
+    def _checked_result(
+        self, acc: metrics.Accumulator | None, split: str, num_examples: int
+    ) -> dict[str, float]:
         counted = 0 if acc is None else acc.num_examples
         if acc is None or counted != num_examples:
             raise RuntimeError(
@@ -250,6 +271,76 @@ class ConfiguredWorkload(spec.Workload):
                 f"expected {num_examples}"
             )
         return acc.result()
+
+    def _eval_sharded(
+        self,
+        split: str,
+        num_examples: int,
+        chunk_rows: int,
+        params: Any,
+        model_state: Any,
+        rng: Any,
+        data_dir: str,
+    ) -> dict[str, float]:
+        """Each process decodes and evaluates only its rows of every device chunk.
+
+        The loader cuts the split into global batches of exactly `chunk_rows` (the fixed device
+        chunk; only the last is padded) and hands this process its ``eval_rows_per_device``
+        rows of each, so every example runs at the same position of a chunk of the same shape
+        as in the unsharded path. The kept per-example values of every process are gathered
+        once at the end and accumulated chunk by chunk in rank order, i.e. in example order.
+        """
+        batches = self._numpy_batches(
+            split,
+            data_dir,
+            chunk_rows,
+            seed=0,
+            num_examples=num_examples,
+            **self._loader_options(split),
+        )
+        parts: list[dict[str, np.ndarray]] = []
+        declared: metrics.Accumulation | None = None
+        for local in batches:
+            outputs = self._eval_local(params, model_state, self._local_to_device(local), rng)
+            host = self._host_eval_values(outputs, local)
+            declared = declared or self._eval_accumulation_for(host)
+            values = {**local, **host}
+            rows = self._eval_example_rows(local)
+            parts.append({k: np.asarray(values[k])[rows] for k in declared.keys})
+        # Every process cuts the same global batches, so all have as many parts.
+        gathered = self._gather_eval_parts(parts)
+        if declared is None:
+            return self._checked_result(None, split, num_examples)
+        acc = metrics.Accumulator(declared)
+        for i in range(len(parts)):
+            for rank_parts in gathered:
+                acc.add(rank_parts[i])
+        return self._checked_result(acc, split, num_examples)
+
+    # Data sharding: the framework layer decides (PyTorch DDP ranks decode only their rows).
+
+    def _data_shard(self) -> tuple[int, int] | None:
+        """``(index, count)`` when this process decodes only its rows of every batch."""
+        return None
+
+    def _loader_options(self, split: str) -> dict[str, Any]:
+        """Extra `_numpy_batches` keywords from the framework layer (shard, worker count)."""
+        del split
+        return {}
+
+    def _local_to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Move this process's own rows (already sharded by the loader) to its device."""
+        return self._to_device(batch)
+
+    def _eval_local(
+        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
+    ) -> dict[str, np.ndarray]:
+        """Per-example values of this process's rows only (no gather across processes)."""
+        return self._eval_batch(params, model_state, batch, rng)
+
+    def _gather_eval_parts(self, local: Any) -> list[Any]:
+        """Every process's `local` object, in rank order (one process: ``[local]``)."""
+        return [local]
 
     def _build_input_queue(
         self,
@@ -265,12 +356,18 @@ class ConfiguredWorkload(spec.Workload):
         del cache, repeat_final_dataset
         seed = seed_from_rng(data_rng)
         batches = self._numpy_batches(
-            split, data_dir, global_batch_size, seed, start_step=start_step
+            split,
+            data_dir,
+            global_batch_size,
+            seed,
+            start_step=start_step,
+            **self._loader_options(split),
         )
+        put = self._to_device if self._data_shard() is None else self._local_to_device
         for i, batch in enumerate(batches):
             if num_batches is not None and i >= num_batches:
                 return
-            yield self._to_device(batch)
+            yield put(batch)
 
 
 def _real_rows(weights: np.ndarray) -> np.ndarray:

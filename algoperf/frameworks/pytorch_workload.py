@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import inspect
+import os
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from algoperf import metrics, param_utils, spec
+from algoperf.data.loader import default_num_workers
 from algoperf.frameworks import losses_pytorch
 from algoperf.frameworks import pytorch as fpt
 from algoperf.workload_base import ConfiguredWorkload
@@ -38,18 +41,53 @@ class PyTorchWorkload(ConfiguredWorkload):
             return inputs.transpose(0, 3, 1, 2)
         return inputs
 
+    # Per-rank loading: a family whose `_numpy_batches` takes ``shard`` (and ``num_workers``)
+    # decodes only this rank's rows of every train and eval batch; others decode whole batches
+    # and keep their slice.
+
+    def _data_shard(self) -> tuple[int, int] | None:
+        world = self._dist.world_size
+        if world > 1 and _takes_shard(self._numpy_batches):
+            return self._dist.rank, world
+        return None
+
+    def _loader_options(self, split: str) -> dict[str, Any]:
+        """This rank's shard; DDP ranks share the cores: each rank's loader gets
+        ``default_num_workers() // world_size`` workers unless a count is set."""
+        shard = self._data_shard()
+        if shard is None:
+            return {}
+        options: dict[str, Any] = {"shard": shard}
+        explicit = os.environ.get("ALGOPERF_NUM_DATA_WORKERS") or (
+            split != "train" and self.eval_num_workers is not None
+        )
+        if not explicit:
+            options["num_workers"] = max(1, default_num_workers() // shard[1])
+        return options
+
     def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         world, rank = self._dist.world_size, self._dist.rank
+        if world > 1:
+            per_rank = len(next(iter(batch.values()))) // world
+            batch = {k: v[rank * per_rank : (rank + 1) * per_rank] for k, v in batch.items()}
+        return self._local_to_device(batch)
+
+    def _local_to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """This rank's rows on its device, inputs in the model's layout."""
         out = {}
         for key, value in batch.items():
-            if world > 1:
-                per_rank = value.shape[0] // world
-                value = value[rank * per_rank : (rank + 1) * per_rank]
             if key == "inputs":
                 value = self._layout_inputs(value)
             tensor = torch.from_numpy(np.ascontiguousarray(value))
             out[key] = tensor.to(self.device, non_blocking=True)
         return out
+
+    def _gather_eval_parts(self, local: Any) -> list[Any]:
+        if self._dist.world_size > 1 and dist.is_initialized():
+            gathered: list[Any] = [None] * self._dist.world_size
+            dist.all_gather_object(gathered, local)
+            return gathered
+        return [local]
 
     @abc.abstractmethod
     def _per_example_metrics(
@@ -57,13 +95,20 @@ class PyTorchWorkload(ConfiguredWorkload):
     ) -> dict[str, torch.Tensor]:
         """Per-example metric tensors for this rank's slice of one batch."""
 
+    def _eval_local(
+        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
+    ) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            values = self._per_example_metrics(params, model_state, batch, rng)
+        return {k: v.detach().float().cpu().numpy() for k, v in values.items()}
+
     def _eval_batch(
         self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
     ) -> dict[str, np.ndarray]:
         with torch.no_grad():
-            metrics = self._per_example_metrics(params, model_state, batch, rng)
+            values = self._per_example_metrics(params, model_state, batch, rng)
         out = {}
-        for key, value in metrics.items():
+        for key, value in values.items():
             value = value.detach().float()
             if self._dist.world_size > 1 and dist.is_initialized():
                 # Ranks hold contiguous slices, so gathering in rank order restores example order.
@@ -114,3 +159,9 @@ class PyTorchClassificationWorkload(PyTorchWorkload):
         loss = self.loss_fn(labels, logits)["per_example"]
         correct = (logits.argmax(dim=-1) == labels).float()
         return {"accuracy": correct, "loss": loss}
+
+
+def _takes_shard(numpy_batches: Any) -> bool:
+    """Whether a family's `_numpy_batches` accepts ``shard=(index, count)``."""
+    params = inspect.signature(numpy_batches).parameters.values()
+    return any(p.kind is p.VAR_KEYWORD or p.name == "shard" for p in params)

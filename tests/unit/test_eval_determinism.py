@@ -173,3 +173,104 @@ def test_two_dimensional_weights_mark_padding_rows():
     assert chunk["tokens"].shape == (5, 3)
     np.testing.assert_array_equal(chunk["weights"][:2], batch["weights"][:2])
     assert not chunk["weights"][2:].any()
+
+
+class _CapturedError(Exception):
+    pass
+
+
+def _sharded_class():
+    base = registry.workload_class("fashion_mnist", "pytorch")
+
+    class Sharded(base):
+        """MNIST whose loader takes ``shard`` (as ImageNet's does) and records decoded rows."""
+
+        rank = 0
+        decoded: list
+
+        def _numpy_batches(
+            self,
+            split,
+            data_dir,
+            global_batch_size,
+            seed,
+            num_examples=None,
+            start_step=0,
+            shard=(0, 1),
+            **options,
+        ):
+            index, count = shard
+            per = global_batch_size // count
+            for batch in super()._numpy_batches(
+                split, data_dir, global_batch_size, seed, num_examples, start_step
+            ):
+                local = {k: v[index * per : (index + 1) * per] for k, v in batch.items()}
+                self.decoded.append(len(local["weights"]))
+                yield local
+
+        def _data_shard(self):
+            return (self.rank, 2)
+
+        def _eval_num_shards(self):
+            return 2
+
+    return Sharded
+
+
+def test_ddp_ranks_decode_only_their_rows_and_match_one_process(mnist_data_dir):
+    """Two simulated DDP ranks: each decodes eval_rows_per_device rows of every chunk, and the
+    gathered metrics equal the single-process ones bit for bit."""
+    cls = _sharded_class()
+    wl, params, state = _workload("pytorch", cls)
+    plain, p2, s2 = _workload("pytorch")
+    assert plain._eval_num_shards() == 1
+    expected = plain._eval_model_on_split(
+        "validation", 9_999, 4096, p2, s2, None, str(mnist_data_dir)
+    )
+    parts = {}
+    for rank in (1, 0):
+        wl.rank, wl.decoded = rank, []
+
+        def gather(local, rank=rank):
+            parts[rank] = local
+            if rank == 1:
+                raise _CapturedError
+            return [parts[0], parts[1]]
+
+        wl._gather_eval_parts = gather
+        try:
+            got = wl._eval_model_on_split(
+                "validation", 9_999, 4096, params, state, None, str(mnist_data_dir)
+            )
+        except _CapturedError:
+            continue
+        # Every batch this rank decoded held only its share of the fixed device chunk.
+        assert set(wl.decoded) == {wl.eval_rows_per_device}
+        assert len(wl.decoded) == -(-9_999 // (2 * wl.eval_rows_per_device))
+    assert got == expected
+
+
+def test_pytorch_layer_shards_families_whose_loader_takes_shard(monkeypatch):
+    """The framework layer passes ``shard`` (and splits the loader workers over the ranks) only
+    to families whose `_numpy_batches` accepts it; others decode whole batches and slice."""
+    import types
+
+    from algoperf.data.loader import default_num_workers
+    from algoperf.frameworks.pytorch_workload import PyTorchWorkload
+
+    monkeypatch.delenv("ALGOPERF_NUM_DATA_WORKERS", raising=False)
+    config = registry.get_config("fashion_mnist")
+    plain = registry.workload_class("fashion_mnist", "pytorch")(config)
+    sharded = _sharded_class()(config)
+    sharded.rank = 1
+    for wl in (plain, sharded):
+        wl._dist = types.SimpleNamespace(world_size=2, rank=1, device=plain.device)
+    assert plain._data_shard() is None and plain._loader_options("train") == {}
+    assert PyTorchWorkload._data_shard(sharded) == (1, 2)  # the framework layer's rule
+    workers = max(1, default_num_workers() // 2)
+    assert sharded._loader_options("train") == {"shard": (1, 2), "num_workers": workers}
+    sharded.eval_num_workers = 3  # an explicit eval count is kept
+    assert sharded._loader_options("validation") == {"shard": (1, 2)}
+    batch = {"weights": np.arange(8.0), "targets": np.arange(8)}
+    np.testing.assert_array_equal(plain._to_device(batch)["targets"].numpy(), [4, 5, 6, 7])
+    np.testing.assert_array_equal(sharded._local_to_device(batch)["targets"].numpy(), np.arange(8))
