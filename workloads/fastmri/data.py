@@ -125,17 +125,30 @@ def column_mask(num_cols: int, seed: Sequence[int]) -> np.ndarray:
 def process_slice(
     kspace: np.ndarray, target: np.ndarray, volume_max: float, seed: Sequence[int]
 ) -> dict[str, Any]:
-    """One example from a k-space slice (rows, W) and its target (h, w), as upstream."""
+    """One example from a k-space slice (rows, W) and its target (h, w), as upstream.
+
+    Upstream's 2-D ``fftshift(ifft2(ifftshift(masked)))`` is computed one axis at a time (the
+    shifts and transforms of the two axes commute): first along the rows for the kept columns
+    only (the masked-out columns are zero, about 3/4 of them), then along the columns for the
+    centre rows the crop keeps. Same values up to float32 rounding, about 3x less work.
+    """
     import scipy.fft
 
     rows, cols = kspace.shape
-    mask = column_mask(cols, seed)
-    masked = kspace.astype(np.complex64, copy=False) * mask[None, :]
-    shifted = np.fft.ifftshift(masked, axes=(0, 1))
-    image = np.fft.fftshift(scipy.fft.ifft2(shifted, workers=1), axes=(0, 1))
     h, w = target.shape
     r0, c0 = (rows - h) // 2, (cols - w) // 2
-    crop = image[r0 : r0 + h, c0 : c0 + w] * np.float32(math.sqrt(np.float32(rows * cols)))
+    kept = np.flatnonzero(column_mask(cols, seed))
+    # Axis 0 (rows) on the kept columns; ifftshift only permutes rows, so it commutes with the
+    # column selection.
+    z = np.fft.ifftshift(kspace[:, kept].astype(np.complex64, copy=False), axes=0)
+    z = np.fft.fftshift(scipy.fft.ifft(z, axis=0, workers=1), axes=0)[r0 : r0 + h]
+    # Axis 1 (columns): the full-width rows with zeros in the masked columns.
+    full = np.zeros((h, cols), np.complex64)
+    full[:, kept] = z
+    image = np.fft.fftshift(
+        scipy.fft.ifft(np.fft.ifftshift(full, axes=1), axis=1, workers=1), axes=1
+    )
+    crop = image[:, c0 : c0 + w] * np.float32(math.sqrt(np.float32(rows * cols)))
     magnitude = np.sqrt(np.square(crop.real) + np.square(crop.imag)).astype(np.float32)
     mean = magnitude.mean(dtype=np.float32)
     std = magnitude.std(dtype=np.float32)

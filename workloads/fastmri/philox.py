@@ -78,13 +78,14 @@ def random_words(seed: Sequence[int], num: int) -> np.ndarray:
     """The first `num` uint32 words TF's Philox stream yields for `seed`."""
     key, counter = key_counter(seed)
     blocks = -(-num // 4)
-    low = (counter[1] << 32 | counter[0]) + np.arange(blocks, dtype=object)
-    high = counter[3] << 32 | counter[2]
-    counters = np.empty((blocks, 4), dtype=np.uint32)
-    for i, lo in enumerate(low):  # 128-bit increments (carry from the low 64 bits)
-        hi = (high + (lo >> 64)) & ((1 << 64) - 1)
-        lo &= (1 << 64) - 1
-        counters[i] = (lo & 0xFFFFFFFF, lo >> 32, hi & 0xFFFFFFFF, hi >> 32)
+    lo0 = np.uint64(counter[1] << 32 | counter[0])
+    hi0 = np.uint64(counter[3] << 32 | counter[2])
+    with np.errstate(over="ignore"):
+        lo = lo0 + np.arange(blocks, dtype=np.uint64)  # 128-bit increments: wrap the low word,
+        hi = hi0 + (lo < lo0).astype(np.uint64)  # carry into the high one
+    counters = np.stack(
+        [lo & _MASK32, lo >> np.uint64(32), hi & _MASK32, hi >> np.uint64(32)], axis=1
+    ).astype(np.uint32)
     return philox4x32(counters, key).reshape(-1)[:num]
 
 

@@ -599,8 +599,8 @@ def test_stateless_fold_in_matches_tensorflow(seed):
     assert list(philox.stateless_fold_in(seed, 77)) == TF_FOLD_IN_77[seed]
 
 
-def test_counter_carry_crosses_64_bits():
-    # A stream long enough to need many blocks stays a prefix of a longer one.
+def test_streams_are_prefixes_of_longer_streams():
+    # Block i of a stream uses counter + i: a short draw is a prefix of a longer one.
     short, long = philox.random_words((3, 4), 9), philox.random_words((3, 4), 40)
     np.testing.assert_array_equal(short, long[:9])
 
