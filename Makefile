@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/scoring_speed.py
 	$(PY) benchmarks/image_pipeline.py
 	$(PY) benchmarks/model_step.py
+	$(PY) benchmarks/fastmri_pipeline.py
 	$(PY) benchmarks/checkpoint.py
 	$(PY) benchmarks/ddp_step.py --steps 200
 
