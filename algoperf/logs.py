@@ -2,12 +2,17 @@
 
 Layout (upstream's): ``<experiment_dir>/<experiment_name>/<workload>_<framework>/trial_<k>/`` with
 
-* ``eval_measurements.csv``: one row per eval; columns sorted on first write (upstream's order),
-  ``score`` = accumulated submission time at that eval;
+* ``eval_measurements.csv``: one row per eval, ``score`` = accumulated submission time at that
+  eval. Columns as upstream's pandas writer orders them: sorted on the first write, then each
+  new key appended in the order of the row that brings it; a missing value (and NaN, as pandas
+  writes it) is an empty field. When a trial's logger finishes, both CSVs are rewritten once
+  through pandas (read, write), as upstream's writer leaves them (an integer column holding an
+  empty field becomes floats, ``0`` -> ``0.0``);
 * ``measurements.csv``: eval rows plus scalars the submission logs through
   ``workload.metrics_logger.append_scalar_metrics`` and a final ``score`` row;
-* ``hparams.json`` (external tuning), ``meta_data_<n>.json``, ``flags_<n>.json`` where ``n`` is the
-  preemption count;
+* ``hparams.json`` (external tuning), ``meta_data_<n>.json`` (upstream's keys; GPU keys only
+  where GPUs exist), ``flags_<n>.json`` (upstream's runner flags, values as this run used them;
+  absl's own flags are not written) where ``n`` is the preemption count;
 * ours, beside them: ``run_record.json`` (environment, git sha, hardware, submission sha256, eval
   share of wall time) and ``submission/`` (a copy of the submission source).
 
@@ -83,12 +88,16 @@ def _csv_value(value: Any) -> Any:
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
-        return "nan"
+        return ""  # pandas writes NaN as an empty field
     return value
 
 
 class CsvLog:
-    """An append-only CSV whose header is fixed by the first row (sorted), widened if needed."""
+    """An append-only CSV: header sorted from the first row, widened by later rows' new keys.
+
+    New keys are appended in the row's own order, as ``pd.concat`` (upstream's writer) orders
+    the union of columns.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -100,7 +109,7 @@ class CsvLog:
 
     def append(self, row: Mapping[str, Any], durable: bool = False) -> None:
         """Append one row; rewrite atomically with a wider header if it has new keys."""
-        new_keys = [k for k in sorted(row) if k not in self.columns]
+        new_keys = [k for k in row if k not in self.columns]
         if self.columns and new_keys:
             self._rewrite_with(self.columns + new_keys)
         elif not self.columns:
@@ -123,6 +132,22 @@ class CsvLog:
             f.flush()
             if durable:
                 os.fsync(f.fileno())
+
+    def normalise_as_pandas(self) -> None:
+        """Rewrite the file as upstream's read-concat-write cycle leaves it (atomic)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        import pandas as pd
+
+        frame = pd.read_csv(self.path)
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        with os.fdopen(fd, "w", newline="") as f:
+            frame.to_csv(f, index=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
 
     def _rewrite_with(self, columns: list[str]) -> None:
         with self.path.open(newline="") as f:
@@ -179,7 +204,10 @@ class MetricLogger:
         self._pending.clear()
 
     def finish(self) -> None:
+        """Write what is buffered; leave both CSVs as upstream's pandas writer would."""
         self.flush()
+        self._eval.normalise_as_pandas()
+        self._all.normalise_as_pandas()
 
 
 def sha256_file(path: Path) -> str:
@@ -316,3 +344,123 @@ def workload_attributes(workload: Any) -> dict[str, Any]:
         if isinstance(value, bool | int | float | str) and not callable(value):
             out[f"workload.{name}"] = value
     return out
+
+
+# Upstream's runner flags, in its definition order (submission_runner.py at 2c90454f).
+UPSTREAM_FLAGS = (
+    "submission_path",
+    "workload",
+    "tuning_ruleset",
+    "tuning_search_space",
+    "num_tuning_trials",
+    "data_dir",
+    "imagenet_v2_data_dir",
+    "librispeech_tokenizer_vocab_path",
+    "framework",
+    "torch_compile",
+    "experiment_dir",
+    "experiment_name",
+    "save_checkpoints",
+    "save_intermediate_checkpoints",
+    "resume_last_run",
+    "append_timestamp",
+    "use_wandb",
+    "profile",
+    "max_global_steps",
+    "overwrite",
+    "hparam_start_index",
+    "hparam_end_index",
+    "rng_seed",
+    "set_pytorch_max_split_size",
+    "pytorch_eval_num_workers",
+    "capture_jax_trace",
+    "skip_evals",
+)
+
+
+def upstream_flags(values: Mapping[str, Any], torch_compile: bool) -> dict[str, Any]:
+    """``flags_<n>.json``: upstream's flag names with the values this run used.
+
+    `values` are the parsed flags (ours included; only upstream's are kept); `torch_compile` is
+    the boolean upstream's flag would have had (ours also accepts ``auto``). ``rng_seed`` is the
+    flag as given (None when drawn, as upstream; the drawn seed is in ``meta_data_<n>.json``).
+    """
+    out = {name: values.get(name) for name in UPSTREAM_FLAGS}
+    out["torch_compile"] = bool(torch_compile)
+    return out
+
+
+def gpu_records() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Upstream's GPU keys (from ``nvidia-smi``, as its GPUtil reads them); empty without GPUs.
+
+    Returns ``(utilisation, hardware)``: ``gpu.count``, ``gpu.<i>.*`` and ``gpu.avg.*``; and
+    ``gpu_model_name``, ``gpu_count``, ``gpu_driver``.
+    """
+    query = "index,name,driver_version,utilization.gpu,memory.total,memory.used,memory.free,"
+    query += "temperature.gpu"
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}, {}
+    return parse_gpu_query(out)
+
+
+def parse_gpu_query(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`gpu_records` from ``nvidia-smi --query-gpu`` CSV lines (GPUtil's field meanings)."""
+    gpus = []
+    for line in text.strip().splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 8:
+            continue
+        try:
+            total, used, free = (float(fields[i]) for i in (4, 5, 6))
+            gpus.append(
+                {
+                    "id": int(fields[0]),
+                    "name": fields[1],
+                    "driver": fields[2],
+                    "compute.util": float(fields[3]) / 100.0,
+                    "mem.util": used / total if total else 0.0,
+                    "mem.total": total,
+                    "mem.used": used,
+                    "mem.free": free,
+                    "temp.current": float(fields[7]),
+                }
+            )
+        except ValueError:
+            continue
+    if not gpus:
+        return {}, {}
+    util: dict[str, Any] = {"gpu.count": len(gpus)}
+    keys = ("compute.util", "mem.util", "mem.total", "mem.used", "mem.free", "temp.current")
+    for gpu in gpus:
+        for key in keys:
+            util[f"gpu.{gpu['id']}.{key}"] = gpu[key]
+    for key in keys:
+        util[f"gpu.avg.{key}"] = sum(g[key] for g in gpus) / len(gpus)
+    hardware = {
+        "gpu_model_name": gpus[0]["name"],
+        "gpu_count": len(gpus),
+        "gpu_driver": gpus[0]["driver"],
+    }
+    return util, hardware
+
+
+def meta_data(workload: Any, environment: Mapping[str, Any], rng_seed: int) -> dict[str, Any]:
+    """``meta_data_<n>.json`` with upstream's keys, in its order (GPU keys only with GPUs)."""
+    util, hardware = gpu_records()
+    meta = workload_attributes(workload)
+    meta.update(utilisation_record())
+    meta.update(util)
+    software = ("os_platform", "python_version", "python_compiler", "git_branch", "git_commit_hash")
+    for key in (*software, "cpu_model_name", "cpu_count"):
+        meta[key] = environment.get(key)
+    meta.update(hardware)
+    meta["rng_seed"] = rng_seed
+    return meta

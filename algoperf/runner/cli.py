@@ -30,7 +30,12 @@ def define_flags() -> flags.FlagValues:
     i("num_tuning_trials", 1, "Number of hyperparameter points to generate.", flag_values=fv)
     s("data_dir", "~/data", "Dataset directory.", flag_values=fv)
     s("imagenet_v2_data_dir", None, "ImageNet-v2 directory (ImageNet test split).", flag_values=fv)
-    s("librispeech_tokenizer_vocab_path", "", "LibriSpeech SentencePiece vocab.", flag_values=fv)
+    s(
+        "librispeech_tokenizer_vocab_path",
+        "",
+        "LibriSpeech SentencePiece vocab (passed to the librispeech workloads).",
+        flag_values=fv,
+    )
     e("framework", None, ["jax", "pytorch"], "Framework.", flag_values=fv)
     s(
         "torch_compile",
@@ -59,22 +64,61 @@ def define_flags() -> flags.FlagValues:
         flag_values=fv,
     )
     b("append_timestamp", False, "Append a timestamp to experiment_name.", flag_values=fv)
-    b("use_wandb", False, "Weights & Biases logging (not supported).", flag_values=fv)
-    b("profile", False, "Profile the run.", flag_values=fv)
-    i("max_global_steps", None, "Stop after this many steps.", flag_values=fv)
+    b("use_wandb", False, "Weights & Biases logging (not supported: refused).", flag_values=fv)
+    b(
+        "profile",
+        False,
+        "cProfile each trial into <trial_dir>/profile.{pstats,txt} (slows the timed loop).",
+        flag_values=fv,
+    )
+    i(
+        "max_global_steps",
+        None,
+        "Stop after this many steps (0 or unset: no limit).",
+        flag_values=fv,
+    )
     b("overwrite", False, "Replace existing results of the trials this run writes.", flag_values=fv)
     i("hparam_start_index", None, "First hyperparameter index to run (0-based).", flag_values=fv)
     i("hparam_end_index", None, "One past the last hyperparameter index to run.", flag_values=fv)
     i("rng_seed", None, "Seed (0 or unset: drawn at random, as upstream).", flag_values=fv)
-    b("set_pytorch_max_split_size", False, "Set the CUDA allocator max split size.", flag_values=fv)
+    b(
+        "set_pytorch_max_split_size",
+        False,
+        "PYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:256 (set before CUDA initialises).",
+        flag_values=fv,
+    )
     i(
         "pytorch_eval_num_workers",
         0,
         "Eval loader workers (results do not depend on it).",
         flag_values=fv,
     )
-    b("capture_jax_trace", False, "Capture a JAX profiler trace.", flag_values=fv)
-    b("skip_evals", False, "Skip evaluations (budget still checked).", flag_values=fv)
+    b(
+        "capture_jax_trace",
+        False,
+        "JAX profiler trace of each trial into <trial_dir>/traces (JAX runs only).",
+        flag_values=fv,
+    )
+    b(
+        "skip_evals",
+        False,
+        "No evals, no prepare_for_eval, no budget check (as upstream; external tuning only).",
+        flag_values=fv,
+    )
+    e(
+        "timing_sync",
+        "auto",
+        ["auto", "every_step", "eval_points"],
+        "Ours: when the step end waits for device work; auto = PyTorch every step (upstream), "
+        "JAX at eval points; eval_points lets PyTorch dispatch overlap (not leaderboard-comparable).",
+        flag_values=fv,
+    )
+    b(
+        "stop_on_divergence",
+        False,
+        "Ours: end a trial at a NaN/inf loss or eval value (upstream trains on to the budget).",
+        flag_values=fv,
+    )
     flags.DEFINE_float(
         "max_runtime_sec",
         None,
@@ -124,6 +168,11 @@ def config_from_argv(argv: Sequence[str]) -> RunConfig:
         raise ValueError(str(e).splitlines()[0]) from e
     if len(rest) > 1:
         raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
+    if fv.use_wandb:
+        raise ValueError(
+            "--use_wandb is not supported here (logs are measurements.csv and "
+            "eval_measurements.csv in the trial directory); drop the flag"
+        )
     for required in (
         "submission_path",
         "workload",
@@ -169,6 +218,13 @@ def config_from_argv(argv: Sequence[str]) -> RunConfig:
         eval_num_workers=(
             fv.pytorch_eval_num_workers if fv["pytorch_eval_num_workers"].present else None
         ),
+        timing_sync=fv.timing_sync,
+        stop_on_divergence=fv.stop_on_divergence,
+        profile=fv.profile,
+        capture_jax_trace=fv.capture_jax_trace,
+        set_pytorch_max_split_size=fv.set_pytorch_max_split_size,
+        librispeech_tokenizer_vocab_path=fv.librispeech_tokenizer_vocab_path,
+        log_level=fv.log_level,
         flags=values,
     )
 

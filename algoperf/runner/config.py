@@ -7,6 +7,8 @@ from pathlib import PurePath
 from typing import Any
 
 RULESETS = ("external", "self")
+# --timing_sync: when the step end waits for device work (see `algoperf.runner.loop`).
+TIMING_SYNCS = ("auto", "every_step", "eval_points")
 # v0.6 rules: the self-tuning ruleset gets 1.5x the external budget (v0.5: 3x).
 SELF_TUNING_BUDGET_FACTOR = 1.5
 
@@ -23,6 +25,14 @@ class RunConfig:
     display (None: a bar on a terminal, plain log lines otherwise; False: off);
     ``progress_interval_sec`` the period of the plain lines; ``eval_num_workers`` the loader
     workers of eval splits (``--pytorch_eval_num_workers``; results do not depend on it).
+    ``timing_sync``: ``auto`` synchronises PyTorch at every step end (upstream's ``get_time()``)
+    and JAX at eval points only; ``every_step`` / ``eval_points`` force one (see
+    `algoperf.runner.loop`). ``stop_on_divergence`` ends a trial at a non-finite loss or eval
+    value (upstream trains on). ``max_global_steps`` None or 0: no limit (upstream).
+    ``profile`` writes a cProfile of each trial into its directory; ``capture_jax_trace`` a JAX
+    profiler trace (``traces/``); ``set_pytorch_max_split_size`` sets the CUDA allocator's
+    ``max_split_size_mb:256``; ``librispeech_tokenizer_vocab_path`` is passed to the workload as
+    ``tokenizer_vocab_path``.
     """
 
     framework: str
@@ -52,6 +62,13 @@ class RunConfig:
     progress: bool | None = None
     progress_interval_sec: float = 30.0
     eval_num_workers: int | None = None
+    timing_sync: str = "auto"
+    stop_on_divergence: bool = False
+    profile: bool = False
+    capture_jax_trace: bool = False
+    set_pytorch_max_split_size: bool = False
+    librispeech_tokenizer_vocab_path: str = ""
+    log_level: str = "info"
     flags: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,8 +90,23 @@ class RunConfig:
             )
         if self.num_tuning_trials < 1:
             raise ValueError(f"--num_tuning_trials must be >= 1, got {self.num_tuning_trials}")
-        if self.max_global_steps is not None and self.max_global_steps < 1:
-            raise ValueError(f"--max_global_steps must be >= 1, got {self.max_global_steps}")
+        if self.max_global_steps is not None and self.max_global_steps < 0:
+            raise ValueError(
+                f"--max_global_steps must be >= 0 (0: no limit), got {self.max_global_steps}"
+            )
+        if self.timing_sync not in TIMING_SYNCS:
+            raise ValueError(
+                f"--timing_sync must be auto, every_step or eval_points, got {self.timing_sync!r}"
+            )
+        if self.capture_jax_trace and self.framework != "jax":
+            raise ValueError(
+                "--capture_jax_trace traces JAX only; use --profile for a PyTorch run "
+                "(or --framework=jax)"
+            )
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError(
+                f"--log_level must be debug, info, warning or error, got {self.log_level!r}"
+            )
         if self.max_runtime_sec is not None and self.max_runtime_sec <= 0:
             raise ValueError(f"--max_runtime_sec must be positive, got {self.max_runtime_sec}")
         if not self.experiment_dir:
@@ -104,6 +136,13 @@ class RunConfig:
     @property
     def self_tuning(self) -> bool:
         return self.tuning_ruleset == "self"
+
+    @property
+    def sync_every_step(self) -> bool:
+        """Whether every step end waits for device work (upstream's PyTorch timing)."""
+        if self.timing_sync == "auto":
+            return self.framework == "pytorch"
+        return self.timing_sync == "every_step"
 
     def budget_sec(self, workload_config: Any) -> float:
         """The training-time budget: the workload's (x1.5 self-tuning) unless overridden."""

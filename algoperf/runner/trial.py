@@ -43,6 +43,7 @@ import contextlib
 import dataclasses
 import datetime
 import fcntl
+import inspect
 import json
 import logging
 import math
@@ -60,7 +61,7 @@ from typing import Any
 
 from algoperf import logs, random_utils, registry, tuning
 from algoperf import rng as rng_lib
-from algoperf.runner import checkpoint, loop, progress, submission
+from algoperf.runner import checkpoint, loop, progress, run_env, submission
 from algoperf.runner import clock as clock_lib
 from algoperf.runner.config import RunConfig
 
@@ -91,6 +92,8 @@ class TrialSummary:
     time_to_target: float | None
     eval_share_of_wall_time: float
     status: str = "finished"
+    eval_errors: int = 0
+    nonfinite_evals: int = 0
     preemption_count: int = 0
     message: str = ""
 
@@ -114,6 +117,7 @@ class Preflight:
     global_batch_size: int
     eval_batch_size: int
     workload_dir: Path
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)  # variables set
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +166,8 @@ def preflight(config: RunConfig) -> Preflight:
     # A data directory holding a fixture (`algoperf datasets prepare --fixture`) sizes the config.
     wconfig = registry.get_config(config.workload, config.data_dir)
     registry.workload_class(config.workload, config.framework)  # clear error if not implemented
+    # Before anything initialises a framework (upstream sets them at import and in main()).
+    environment = run_env.apply_environment(run_env.environment_for(config, wconfig))
     rng_lib.configure_process(config.framework)
     random_utils.set_framework(config.framework)
     if config.framework == "pytorch":
@@ -183,7 +189,9 @@ def preflight(config: RunConfig) -> Preflight:
             f"data directory {data_dir} does not exist; prepare it with "
             f"`algoperf datasets prepare {wconfig.dataset} --data_dir {data_dir}` or pass --data_dir"
         )
-    workload = registry.get_workload(config.workload, config.framework, data_dir=config.data_dir)
+    workload = registry.get_workload(
+        config.workload, config.framework, data_dir=config.data_dir, **_workload_kwargs(config)
+    )
     if config.eval_num_workers is not None:
         workload.eval_num_workers = config.eval_num_workers
     workload.check_data(str(data_dir))
@@ -202,7 +210,31 @@ def preflight(config: RunConfig) -> Preflight:
                 f"{tdir} already holds results; pass --resume_last_run to continue its trials, "
                 "--overwrite to replace them, or choose another --experiment_name"
             )
-    return Preflight(config, workload, module, trials, batch, eval_batch, wdir)
+    return Preflight(config, workload, module, trials, batch, eval_batch, wdir, environment)
+
+
+def _workload_kwargs(config: RunConfig) -> dict[str, Any]:
+    """Constructor arguments from flags (upstream passes the tokenizer path to the workload)."""
+    path = config.librispeech_tokenizer_vocab_path
+    if not path:
+        return {}
+    if not registry.get_base_workload_name(config.workload).startswith("librispeech"):
+        raise RunError(
+            f"--librispeech_tokenizer_vocab_path applies to the librispeech workloads only, not "
+            f"{config.workload}; drop the flag"
+        )
+    cls = registry.workload_class(config.workload, config.framework)
+    if "tokenizer_vocab_path" not in inspect.signature(cls).parameters:
+        raise RunError(
+            f"{config.workload} ({config.framework}) takes no tokenizer path here; drop "
+            "--librispeech_tokenizer_vocab_path"
+        )
+    if not Path(path).expanduser().is_file():
+        raise RunError(
+            f"--librispeech_tokenizer_vocab_path {path}: no such file; pass the SentencePiece "
+            "model prepared with the dataset"
+        )
+    return {"tokenizer_vocab_path": str(Path(path).expanduser())}
 
 
 # Lock and signals --------------------------------------------------------------------------------
@@ -261,9 +293,10 @@ class WorkloadLock:
 class StopGuard:
     """SIGTERM and divergence flags the loop polls after every step (see `loop.STOP_*`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_on_divergence: bool = False) -> None:
         self.preempted = False
         self.diverged = False
+        self.stop_on_divergence = stop_on_divergence  # upstream never stops on a NaN loss
         self._previous: Any = None
         self._installed = False
 
@@ -284,7 +317,7 @@ class StopGuard:
     def code(self) -> int:
         if self.preempted:
             return loop.STOP_PREEMPTED
-        if self.diverged:
+        if self.diverged and self.stop_on_divergence:
             return loop.STOP_DIVERGED
         return loop.STOP_NONE
 
@@ -438,7 +471,7 @@ def run(config: RunConfig) -> RunOutcome:
     pre = preflight(config)
     proc = _process(config.framework)
     lock = WorkloadLock(pre.workload_dir) if proc.is_main else None
-    guard = StopGuard()
+    guard = StopGuard(config.stop_on_divergence)
     error: RunError | None = None
     try:
         if lock is not None:
@@ -608,10 +641,12 @@ def _run_trial(
             imagenet_v2_data_dir=config.imagenet_v2_data_dir,
             max_global_steps=config.max_global_steps,
             eval_batch_size=pre.eval_batch_size,
-            skip_evals=config.skip_evals,
+            skip_evals=_skip_evals(config),
             preemption_count=preemption,
             eval_every_n_steps=config.eval_every_n_steps,
             checkpoint_at_evals=config.save_checkpoints,
+            sync_every_step=config.sync_every_step,
+            stop_on_divergence=config.stop_on_divergence,
         )
 
         # Every rank gets callables, so that all ranks read the clock (a collective under DDP)
@@ -643,7 +678,10 @@ def _run_trial(
             max_global_steps=config.max_global_steps,
         )
         mode = progress.choose_mode(config.progress) if main else "off"
-        with progress.Reporter(goal, live, mode, config.progress_interval_sec):
+        with (
+            progress.Reporter(goal, live, mode, config.progress_interval_sec),
+            run_env.profiling(config, tdir, write=main),
+        ):
             result = loop.train_once(
                 workload,
                 pre.module,
@@ -653,8 +691,8 @@ def _run_trial(
                 settings,
                 clock,
                 on_eval=on_eval,
-                reset_memory=_memory_reset(config.framework),
-                prepare_model=_model_preparer(config),
+                reset_memory=run_env.memory_reset(config.framework),
+                prepare_model=_model_preparer(config, workload),
                 on_checkpoint=on_checkpoint,
                 resume=resume,
                 should_stop=guard.code,
@@ -779,6 +817,13 @@ def _failed(
     )
 
 
+def scoring_hits(value: float, target: float, maximize: bool) -> bool:
+    """Whether `value` meets `target` as the scorer decides it (non-strict; NaN never)."""
+    from scoring.time_to_target import hits
+
+    return bool(hits([value], target, maximize)[0])
+
+
 def _summarize(
     index: int,
     tdir: Path,
@@ -788,8 +833,11 @@ def _summarize(
     preemption: int,
 ) -> TrialSummary:
     time_to_target = None
+    key = f"validation/{workload.target_metric_name}"
     for _, row in result.eval_results:
-        if workload.has_reached_validation_target(row):
+        if key in row and scoring_hits(
+            row[key], workload.validation_target_value, workload.config.maximize
+        ):
             time_to_target = row["score"]
             break
     state = result.train_state
@@ -805,6 +853,8 @@ def _summarize(
         eval_share_of_wall_time=share,
         status=status,
         preemption_count=preemption,
+        eval_errors=result.eval_errors,
+        nonfinite_evals=result.nonfinite_evals,
     )
 
 
@@ -827,29 +877,16 @@ def _summary_from_record(index: int, tdir: Path, status: dict[str, Any]) -> Tria
 def _write_run_files(pre: Preflight, tdir: Path, seed: int, preemption: int) -> None:
     """meta_data_<n>.json, flags_<n>.json (upstream) and run_record.json + submission copy (ours)."""
     config, workload = pre.config, pre.workload
-    meta = logs.workload_attributes(workload)
-    meta.update(logs.utilisation_record())
     env = logs.environment_record(config.framework)
-    meta.update(
-        {
-            "os_platform": env["os_platform"],
-            "python_version": env["python_version"],
-            "python_compiler": env["python_compiler"],
-            "git_branch": env["git_branch"],
-            "git_commit_hash": env["git_commit_hash"],
-            "cpu_model_name": env["cpu_model_name"],
-            "cpu_count": env["cpu_count"],
-            "gpu_model_name": env["gpu_model_name"],
-            "gpu_count": env["gpu_count"],
-            "rng_seed": seed,
-        }
+    logs.write_json_atomic(
+        tdir / f"meta_data_{preemption}.json", logs.meta_data(workload, env, seed)
     )
-    logs.write_json_atomic(tdir / f"meta_data_{preemption}.json", meta)
-    flags = dict(config.flags) or {
-        k: v for k, v in dataclasses.asdict(config).items() if k != "flags"
-    }
-    flags["rng_seed"] = seed if not flags.get("rng_seed") else flags["rng_seed"]
-    logs.write_json_atomic(tdir / f"flags_{preemption}.json", flags)
+    all_flags = _flag_values(config)
+    compiled = run_env.compile_policy(config, workload.config)
+    logs.write_json_atomic(
+        tdir / f"flags_{preemption}.json",
+        logs.upstream_flags(all_flags, run_env.torch_compile_flag(config)),
+    )
     hashes = logs.copy_submission_source(Path(config.submission_path), tdir / "submission")
     record = {
         "harness": "algoperf",
@@ -865,6 +902,16 @@ def _write_run_files(pre: Preflight, tdir: Path, seed: int, preemption: int) -> 
         "budget_sec": config.budget_sec(workload.config),
         "budget_overridden": config.max_runtime_sec is not None,
         "eval_every_n_steps": config.eval_every_n_steps,
+        # Rules where a flag may differ from upstream's behaviour (README: deviations).
+        "timing_sync": "every_step" if config.sync_every_step else "eval_points",
+        "stop_on_divergence": config.stop_on_divergence,
+        "skip_evals": config.skip_evals and not config.self_tuning,
+        "max_global_steps": config.max_global_steps or None,
+        "torch_compile": compiled,
+        "environment_variables": dict(pre.environment),
+        "profile": config.profile,
+        "capture_jax_trace": config.capture_jax_trace,
+        "flags": all_flags,
         "num_processes": _process(config.framework).world_size,
         "num_devices": _num_devices(config.framework),
         "preemption_count": preemption,
@@ -883,6 +930,15 @@ def _write_run_files(pre: Preflight, tdir: Path, seed: int, preemption: int) -> 
     logs.write_json_atomic(tdir / logs.RUN_RECORD_JSON, record)
 
 
+def _flag_values(config: RunConfig) -> dict[str, Any]:
+    """Every flag value of the run (parsed flags; from the config when built in code)."""
+    if config.flags:
+        return dict(config.flags)
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k != "flags"}
+    values["pytorch_eval_num_workers"] = config.eval_num_workers or 0
+    return values
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text())
@@ -890,8 +946,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _model_preparer(config: RunConfig) -> Any:
-    """Untimed model preparation: replicate JAX state over the mesh; ``torch.compile`` if asked.
+def _model_preparer(config: RunConfig, workload: Any) -> Any:
+    """Untimed model preparation: replicate JAX state over the mesh; ``torch.compile`` by policy.
 
     JAX: parameters and model state are placed replicated on every device (upstream's layout),
     so that a fresh run and a restored one hold arrays of the same sharding.
@@ -903,28 +959,17 @@ def _model_preparer(config: RunConfig) -> Any:
             return fjax.replicate(params), fjax.replicate(model_state)
 
         return replicate
-    if config.torch_compile is False:
-        return None
-    import torch
-
-    if config.torch_compile is None and not torch.cuda.is_available():
-        return None
-
-    def compile_model(params: Any, model_state: Any) -> tuple[Any, Any]:
-        return torch.compile(params), model_state
-
-    return compile_model
+    return run_env.model_preparer(config, workload)
 
 
-def _memory_reset(framework: str) -> Any:
-    if framework != "pytorch":
-        return None
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-
-    def reset() -> None:
-        torch.cuda.empty_cache()
-
-    return reset
+def _skip_evals(config: RunConfig) -> bool:
+    """``--skip_evals`` as upstream: external tuning only (its self-tuning path ignores it)."""
+    if config.skip_evals and config.self_tuning:
+        log.warning("--skip_evals is not applied under --tuning_ruleset=self (as upstream)")
+        return False
+    if config.skip_evals and not config.max_global_steps:
+        log.warning(
+            "--skip_evals without --max_global_steps: no budget check ever runs (as upstream), so "
+            "only a TrainingCompleteError or a signal ends the trial"
+        )
+    return config.skip_evals

@@ -142,14 +142,17 @@ def test_flag_conflicts_and_new_flags():
     assert unset.eval_num_workers is None and unset.progress is None
 
 
-def test_logged_non_finite_loss_flags_divergence(tmp_path):
-    guard = trial.StopGuard()
+def test_logged_non_finite_loss_stops_only_when_asked(tmp_path):
+    default = trial.StopGuard()  # upstream trains on through a NaN loss
+    trial.GuardedLogger(tmp_path / "a", default).append_scalar_metrics({"loss": math.nan}, 1)
+    assert default.code() == loop.STOP_NONE
+    guard = trial.StopGuard(stop_on_divergence=True)
     logger = trial.GuardedLogger(tmp_path, guard)
     logger.append_scalar_metrics({"loss": 1.5, "grad_norm": math.inf}, 10)
     assert guard.code() == loop.STOP_NONE  # only losses count
     logger.append_scalar_metrics({"train_loss": math.nan}, 11)
     assert guard.code() == loop.STOP_DIVERGED
-    null_guard = trial.StopGuard()
+    null_guard = trial.StopGuard(stop_on_divergence=True)
     trial.NullLogger(null_guard).append_scalar_metrics({"loss": math.inf}, 3)
     assert null_guard.code() == loop.STOP_DIVERGED
     null_guard.preempted = True
