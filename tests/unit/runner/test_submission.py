@@ -65,3 +65,12 @@ def test_batch_size_falls_back_to_base_name_and_checks_devices():
     assert submission.global_batch_size(module, "fashion_mnist", "mnist", 2) == 8
     with pytest.raises(submission.SubmissionError, match="multiple of the 3"):
         submission.global_batch_size(module, "fashion_mnist", "mnist", 3)
+
+
+def test_batch_size_falls_back_on_key_error_too():
+    """Upstream's development submissions index a dict: KeyError for fashion_mnist."""
+    module = types.SimpleNamespace(get_batch_size=lambda n: {"mnist": 16}[n])
+    assert submission.global_batch_size(module, "fashion_mnist", "mnist", 1) == 16
+    other = types.SimpleNamespace(get_batch_size=lambda n: [][0])  # IndexError: not retried
+    with pytest.raises(IndexError):
+        submission.global_batch_size(other, "fashion_mnist", "mnist", 1)
