@@ -647,6 +647,11 @@ def prepare_dataset(
 
 def mri_slice() -> np.ndarray:
     """A real 256x256 MRI slice (matplotlib's sample data ``s1045.ima.gz``), float64 in [0, 1]."""
+    return _mri_slice().copy()
+
+
+@cache
+def _mri_slice() -> np.ndarray:
     from matplotlib import cbook
 
     with cbook.get_sample_data("s1045.ima.gz") as f:
