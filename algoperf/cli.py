@@ -18,6 +18,7 @@ commands:
   score      score a directory of logs (upstream score_submissions.py flags)
   datasets   prepare or list datasets: algoperf datasets prepare NAME --data_dir DIR
   workloads  list every registered workload and variant (--params adds parameter counts)
+  sweep      run a study plan as many runs, locally or on SLURM: algoperf sweep [run|status] PLAN
 
 `algoperf <command> --help` shows a command's flags.
 """
@@ -65,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "score":
             from scoring.cli import main as score_main
 
-            return score_main(rest)
+            code = score_main(rest)
+            from algoperf.logs import report_run_settings  # our run records' non-upstream flags
+
+            report_run_settings(rest)
+            return code
         if command == "datasets":
             from algoperf.data.cli import main as datasets_main
 
@@ -74,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from algoperf.workloads_cli import main as workloads_main
 
             return workloads_main(rest)
+        if command == "sweep":
+            from algoperf.sweep.cli import main as sweep_main
+
+            return sweep_main(rest)
     except KeyboardInterrupt:
         print("algoperf: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,200 @@
+"""Executors: where a sweep's jobs run.
+
+* ``local``: a pool of ``workers`` job slots on this machine, each job its own `algoperf run`
+  process; slot *i* gets cores ``[i*c, (i+1)*c)`` (``cores_per_job = c``, pinned with
+  ``sched_setaffinity`` and ``OMP_NUM_THREADS``) and GPUs ``[i*d, (i+1)*d)``
+  (``devices_per_job = d``, through ``CUDA_VISIBLE_DEVICES``; PyTorch jobs with d > 1 run under
+  torchrun with d ranks). Jobs sharing a workload directory are never scheduled at the same
+  time. SIGTERM or Ctrl-C stops the sweep: running jobs get SIGTERM (they checkpoint and end with
+  status 143), no new job starts; rerunning the plan continues.
+* ``slurm``: one SLURM array through submitit (partition, nodes, GPUs per node, time limit,
+  array parallelism from the plan's ``[slurm]`` table). A job preempted or out of time is
+  requeued by submitit (``checkpoint``) and continues from its checkpoint. Multi-node jobs run one
+  task per node; see `algoperf.sweep.job.Launch`.
+* ``submitit_local`` / ``debug``: submitit's local (subprocess) and debug (in-process)
+  executors, for trying a plan and for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from algoperf.sweep.job import JobResult, Launch, run_job
+from algoperf.sweep.plan import Job, Plan
+
+
+def run_local(plan: Plan, jobs: Sequence[Job], workers: int | None = None) -> list[JobResult]:
+    """Run `jobs` on a local pool; return their results (stopped jobs are left out)."""
+    opts = plan.local
+    n = max(1, workers or opts.workers)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pending = list(jobs)
+    busy: set[str] = set()
+    results: list[JobResult] = []
+    live: dict[int, subprocess.Popen] = {}
+    cond = threading.Condition()
+    stopping = threading.Event()
+
+    def slot_env(slot: int) -> tuple[dict[str, str], Callable[[], None] | None, Launch]:
+        env: dict[str, str] = {}
+        preexec = None
+        launch = Launch()
+        if opts.cores_per_job:
+            cores = cpus[slot * opts.cores_per_job : (slot + 1) * opts.cores_per_job]
+            if cores:
+                env["OMP_NUM_THREADS"] = str(len(cores))
+
+                def preexec() -> None:
+                    os.sched_setaffinity(0, cores)
+
+        if opts.devices_per_job:
+            d = opts.devices_per_job
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(slot * d, (slot + 1) * d))
+            launch = Launch(nproc_per_node=d, master_port=29500 + slot)
+        return env, preexec, launch
+
+    def next_job() -> Job | None:
+        with cond:
+            while True:
+                if stopping.is_set() or not pending:
+                    return None
+                for i, job in enumerate(pending):
+                    if str(job.workload_dir) not in busy:
+                        busy.add(str(job.workload_dir))
+                        return pending.pop(i)
+                cond.wait()
+
+    def worker(slot: int) -> None:
+        env, preexec, launch = slot_env(slot)
+        while (job := next_job()) is not None:
+            try:
+                result = run_job(
+                    job,
+                    launch,
+                    env=env,
+                    preexec=preexec,
+                    on_start=lambda p, s=slot: live.__setitem__(s, p),
+                )
+            finally:
+                live.pop(slot, None)
+                with cond:
+                    busy.discard(str(job.workload_dir))
+                    cond.notify_all()
+            with cond:
+                results.append(result)
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.set()
+        for proc in list(live.values()):
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        with cond:
+            cond.notify_all()
+
+    handlers = {}
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            handlers[sig] = signal.signal(sig, stop)
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.2)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return results
+
+
+try:  # submitit is an optional dependency (the `sweep` extra)
+    import submitit
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover - exercised only without the extra
+    submitit = None
+    _Checkpointable = object
+
+
+class SweepTask(_Checkpointable):
+    """The callable submitit runs on a node: one job, requeued on preemption or timeout."""
+
+    def __init__(self, gpus_per_node: int = 0, port: int = 29500) -> None:
+        self.gpus_per_node = gpus_per_node
+        self.port = port
+
+    def __call__(self, job: Job) -> JobResult:
+        launch = Launch(nproc_per_node=max(1, self.gpus_per_node), master_port=self.port)
+        is_main = True
+        with contextlib.suppress(RuntimeError):  # not under submitit (called directly)
+            env = submitit.JobEnvironment()
+            if env.num_nodes > 1:
+                launch = Launch(
+                    nproc_per_node=max(1, self.gpus_per_node),
+                    nnodes=env.num_nodes,
+                    node_rank=env.node,
+                    master_addr=env.hostnames[0],
+                    master_port=self.port,
+                    rdzv_id=str(env.job_id),
+                )
+                is_main = env.node == 0
+        return run_job(job, launch, is_main=is_main)
+
+
+def _require_submitit() -> Any:
+    if submitit is None:
+        raise RuntimeError(
+            "the slurm, submitit_local and debug executors need submitit: pip install 'algoperf[sweep]'"
+        )
+    return submitit
+
+
+def submitit_executor(plan: Plan, kind: str) -> Any:
+    """A submitit executor for `kind` (``slurm``, ``submitit_local`` or ``debug``)."""
+    sub = _require_submitit()
+    cluster = {"slurm": "slurm", "submitit_local": "local", "debug": "debug"}[kind]
+    folder = plan.sweep_dir / "submitit" / "%j"
+    executor = sub.AutoExecutor(folder=folder, cluster=cluster)
+    s = plan.slurm
+    params: dict[str, Any] = {
+        "timeout_min": s.time_limit_min,
+        "name": f"algoperf-{plan.name}",
+        "slurm_array_parallelism": s.array_parallelism,
+    }
+    if cluster == "slurm":
+        params.update(
+            nodes=s.nodes,
+            tasks_per_node=1,
+            gpus_per_node=s.gpus_per_node,
+            slurm_max_num_timeout=s.max_requeues,
+        )
+        for key, value in (
+            ("slurm_partition", s.partition),
+            ("cpus_per_task", s.cpus_per_task),
+            ("mem_gb", s.mem_gb),
+            ("slurm_account", s.account),
+            ("slurm_qos", s.qos),
+            ("slurm_constraint", s.constraint),
+        ):
+            if value:
+                params[key] = value
+        if s.setup:
+            params["slurm_setup"] = list(s.setup)
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit(plan: Plan, jobs: Sequence[Job], kind: str) -> list[Any]:
+    """Submit `jobs` as one array; return submitit's job handles."""
+    if not jobs:
+        return []
+    executor = submitit_executor(plan, kind)
+    task = SweepTask(gpus_per_node=plan.slurm.gpus_per_node if kind == "slurm" else 0)
+    return executor.map_array(task, list(jobs))
