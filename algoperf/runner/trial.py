@@ -888,6 +888,8 @@ def _write_run_files(pre: Preflight, tdir: Path, seed: int, preemption: int) -> 
         logs.upstream_flags(all_flags, run_env.torch_compile_flag(config)),
     )
     hashes = logs.copy_submission_source(Path(config.submission_path), tdir / "submission")
+    from algoperf import provenance  # image lock hash + git sha (docker/install.sh)
+
     record = {
         "harness": "algoperf",
         "workload": config.workload,
@@ -919,6 +921,7 @@ def _write_run_files(pre: Preflight, tdir: Path, seed: int, preemption: int) -> 
         "submission_sha256": hashes.get(Path(config.submission_path).name),
         "submission_files_sha256": hashes,
         "environment": env,
+        "provenance": provenance.record(),
     }
     previous = _read_json(tdir / logs.RUN_RECORD_JSON)
     if previous and preemption > 0:
