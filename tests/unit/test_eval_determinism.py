@@ -274,3 +274,186 @@ def test_pytorch_layer_shards_families_whose_loader_takes_shard(monkeypatch):
     batch = {"weights": np.arange(8.0), "targets": np.arange(8)}
     np.testing.assert_array_equal(plain._to_device(batch)["targets"].numpy(), [4, 5, 6, 7])
     np.testing.assert_array_equal(sharded._local_to_device(batch)["targets"].numpy(), np.arange(8))
+
+
+# Every family: eval batch size, padding and loader workers leave the metrics bit-identical ------
+
+
+# JAX compiles each model once per test (tens of seconds on a busy 2-core machine): slow.
+_SLOW_JAX = pytest.param("jax", marks=pytest.mark.slow)
+
+
+def _evals(wl, params, state, split, n, data_dir, cases):
+    """Metrics of `split` for every (eval batch size, loader workers) case."""
+    out = {}
+    for bs, workers in cases:
+        wl.eval_num_workers = workers
+        out[(bs, workers)] = wl._eval_model_on_split(
+            split, n, bs, params, state, None, str(data_dir)
+        )
+    return out
+
+
+def _assert_identical(results):
+    first = next(iter(results.values()))
+    assert first and all(np.isfinite(v) for v in first.values()), first
+    for case, metrics in results.items():
+        assert metrics == first, f"eval case (batch size, workers) {case} changed the metrics"
+
+
+def _init(wl, framework):
+    rng_lib.configure_process(framework)
+    key = rng_lib.train_rngs(rng_lib.trial_rng(5, framework, "external")).model_init
+    return wl.init_model_fn(key)
+
+
+@pytest.mark.parametrize("framework", [_SLOW_JAX, "pytorch"])
+def test_cifar_eval_is_invariant(framework, tmp_path):
+    import dataclasses
+
+    from workloads.cifar import data, testing
+
+    fixture = testing.write_tarball(tmp_path / "src" / data.ARCHIVE, per_train_batch=8, num_test=21)
+    data.prepare(
+        tmp_path, urls=[fixture.archive.as_uri()], md5=fixture.md5, size=None, progress=False
+    )
+    config = dataclasses.replace(
+        testing.fixture_config(num_train=40, num_validation=4, num_test=21, num_eval_train=4),
+        eval_batch_size=64,  # 8 rows per device chunk: 3 chunks, the last padded
+        model={"stage_sizes": (1, 1, 1, 1), "num_filters": 8},
+    )
+    wl = registry.workload_class("cifar", framework)(config)
+    params, state = _init(wl, framework)
+    results = _evals(
+        wl, params, state, "test", 21, tmp_path, [(21, None), (8, None), (5, None), (64, None)]
+    )
+    _assert_identical(results)
+
+
+@pytest.mark.parametrize("framework", [_SLOW_JAX, "pytorch"])
+def test_imagenet_eval_is_invariant_including_loader_workers(framework, tmp_path, monkeypatch):
+    """ResNet-18 on the ImageNet pipeline (JPEG decode, resize, crop in loader workers)."""
+    import dataclasses
+
+    from algoperf.data import cli as data_cli
+    from workloads.imagenet import testing
+
+    monkeypatch.delenv("ALGOPERF_NUM_DATA_WORKERS", raising=False)
+    archives = testing.write_archives(
+        tmp_path / "archives", num_classes=2, train_per_class=1, val_per_class=3, v2_per_class=1
+    )
+    argv = [
+        "prepare",
+        "imagenet",
+        f"--data_dir={tmp_path / 'data'}",
+        "--quiet",
+        "--imagenet_skip_checksums",
+        f"--imagenet_train_tar={archives.train_tar}",
+        f"--imagenet_val_tar={archives.val_tar}",
+        f"--imagenet_devkit_tar={archives.devkit_tar}",
+        f"--imagenet_v2_tar={archives.v2_tar}",
+    ]
+    assert data_cli.main(argv) == 0
+    base = registry.get_config("imagenet_resnet")
+    config = dataclasses.replace(
+        base,
+        num_train_examples=archives.num_train,
+        num_validation_examples=archives.num_val,
+        num_eval_train_examples=2,
+        num_test_examples=archives.num_v2,
+        eval_batch_size=16,  # 2 rows per device chunk: 3 chunks of the 6 validation images
+        model={**base.model, "arch": "resnet18"},
+    )
+    wl = registry.workload_class("imagenet_resnet", framework)(config)
+    params, state = _init(wl, framework)
+    cases = [(6, 0), (4, 0), (1, 0), (5, 2)]
+    _assert_identical(_evals(wl, params, state, "validation", 6, tmp_path / "data", cases))
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_ogbg_eval_is_invariant(framework, tmp_path):
+    from workloads.ogbg import testing
+
+    _, fixture = testing.prepare_fixture(tmp_path, num_train=16, num_valid=13, num_test=8)
+    config = testing.fixture_config(registry.get_config("ogbg"), fixture, eval_batch_size=32)
+    wl = registry.workload_class("ogbg", framework)(config)
+    params, state = _init(wl, framework)
+    n = config.num_validation_examples
+    _assert_identical(
+        _evals(wl, params, state, "validation", n, tmp_path, [(n, None), (3, None), (64, None)])
+    )
+
+
+@pytest.mark.parametrize("framework", [_SLOW_JAX, "pytorch"])
+def test_fastmri_eval_is_invariant_including_loader_workers(framework, tmp_path):
+    import dataclasses
+
+    from workloads.fastmri import data
+
+    data.write_fixture(
+        tmp_path,
+        train_volumes=1,
+        validation_volumes=2,
+        test_volumes=1,
+        slices=3,
+        kspace_shape=(64, 40),
+        target_shape=(32, 32),
+    )
+    base = data.fixture_config(registry.get_config("fastmri"), tmp_path)
+    config = dataclasses.replace(base, eval_batch_size=16, model={**base.model, "num_channels": 4})
+    wl = registry.workload_class("fastmri", framework)(config)
+    params, state = _init(wl, framework)
+    n = config.num_validation_examples
+    cases = [(n, 0), (4, 0), (1, 0), (5, 2)]
+    _assert_identical(_evals(wl, params, state, "validation", n, tmp_path, cases))
+
+
+# Device count: within a stated tolerance -------------------------------------------------------
+
+# The metrics of 1 and 2 JAX host devices agree to this relative tolerance. Every example runs at
+# the same position of a chunk of the same per-device shape, so only the device program (one or
+# two shards of the same XLA computation) can round differently; on the CPU it does not, and the
+# test asserts the stated bound rather than equality so that it also holds where it might.
+DEVICE_COUNT_RTOL = 1e-6
+
+_DEVICE_SCRIPT = """
+import json, sys
+from algoperf import registry, rng as rng_lib
+import jax
+rng_lib.configure_process("jax")
+wl = registry.workload_class("fashion_mnist", "jax")(registry.get_config("fashion_mnist"))
+key = rng_lib.train_rngs(rng_lib.trial_rng(3, "jax", "external")).model_init
+params, state = wl.init_model_fn(key)
+out = wl._eval_model_on_split("validation", 9_999, 999, params, state, None, sys.argv[1])
+print(json.dumps({"devices": jax.device_count(), "metrics": out}))
+"""
+
+
+@pytest.mark.multi_device
+def test_jax_eval_metrics_agree_across_host_device_counts(mnist_data_dir):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    results = {}
+    for devices in (1, 2):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        proc = subprocess.run(
+            [sys.executable, "-c", _DEVICE_SCRIPT, str(mnist_data_dir)],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["devices"] == devices
+        results[devices] = got["metrics"]
+    assert set(results[1]) == {"accuracy", "loss"}
+    for key, value in results[1].items():
+        assert results[2][key] == pytest.approx(value, rel=DEVICE_COUNT_RTOL), key
