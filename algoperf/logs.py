@@ -464,3 +464,54 @@ def meta_data(workload: Any, environment: Mapping[str, Any], rng_seed: int) -> d
     meta.update(hardware)
     meta["rng_seed"] = rng_seed
     return meta
+
+
+# Run settings that make a trial's score differ from what upstream's runner would measure.
+_NON_UPSTREAM = (
+    ("timing_sync", "eval_points", "--timing_sync=eval_points (PyTorch steps overlap)"),
+    ("stop_on_divergence", True, "--stop_on_divergence"),
+    ("budget_overridden", True, "--max_runtime_sec (budget replaced)"),
+)
+
+
+def run_setting_notes(directory: str | Path) -> list[str]:
+    """One line per non-upstream setting found in the ``run_record.json`` files under `directory`.
+
+    For ``algoperf score``: e.g. ``3 of 10 trials ran with --timing_sync=eval_points ...``, so a
+    reader knows which scores are not comparable with the leaderboard. Logs without run records
+    (upstream's) give no lines.
+    """
+    records = []
+    for path in sorted(Path(directory).expanduser().rglob(RUN_RECORD_JSON)):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    notes = []
+    for key, value, what in _NON_UPSTREAM:
+        hits = sum(1 for r in records if r.get(key) == value)
+        if hits:
+            notes.append(
+                f"{hits} of {len(records)} trials ran with {what}: not comparable with "
+                "upstream-measured scores (run_record.json)"
+            )
+    every = sum(1 for r in records if r.get("eval_every_n_steps"))
+    if every:
+        notes.append(
+            f"{every} of {len(records)} trials evaluated every N steps (--eval_every_n_steps)"
+        )
+    return notes
+
+
+def report_run_settings(score_argv: list[str]) -> None:
+    """Print `run_setting_notes` for ``algoperf score``'s ``--submission_directory`` to stderr."""
+    directory = None
+    for i, arg in enumerate(score_argv):
+        if arg.startswith("--submission_directory="):
+            directory = arg.split("=", 1)[1]
+        elif arg == "--submission_directory" and i + 1 < len(score_argv):
+            directory = score_argv[i + 1]
+    if not directory or not Path(directory).expanduser().is_dir():
+        return
+    for note in run_setting_notes(directory):
+        print(f"note: {note}", file=sys.stderr)

@@ -124,8 +124,11 @@ def memory_reset(framework: str) -> Callable[[], None] | None:
     if not torch.cuda.is_available():
         return None
 
+    clear_cublas = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)  # CUDA builds only
+
     def reset() -> None:
-        torch._C._cuda_clearCublasWorkspaces()
+        if clear_cublas is not None:
+            clear_cublas()
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
