@@ -7,7 +7,7 @@ DATA_DIR ?= data
 DEMO_DIR ?= demo_output
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-all bench lint format clean
+.PHONY: install demo test test-fast test-all bench lint format clean lock
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint docker/Dockerfile
+
+# Hashed lock files of the Docker/Apptainer images (docker/locks/<framework>-<accelerator>.txt).
+lock: $(STAMP)
+	UV=$(VENV)/bin/uv bash docker/lock.sh
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
