@@ -1,0 +1,120 @@
+"""ogbg end to end: `algoperf run` with the NAdamW baseline on an OGB-format fixture dataset.
+
+The fixture is what ``algoperf datasets prepare ogbg --fixture`` writes: a small ``pcba.zip`` in
+OGB's raw CSV layout (`workloads.ogbg.testing`) converted by the real prepare code, with its split
+sizes recorded so that ``algoperf run --data_dir`` sizes the config for it (the model and
+everything else stay the registered ones). ogbg runs in both frameworks by default; the variants
+are marked slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from algoperf import registry
+from algoperf.cli import main
+from algoperf.data import cli as data_cli
+from workloads.ogbg import testing
+
+HERE = Path(__file__).parent
+REPO = HERE.parents[1]
+SUBMISSIONS = HERE / "submissions"
+NADAMW_SPACE = REPO / "submissions" / "baselines" / "nadamw" / "tuning_search_space.json"
+VARIANTS = ["ogbg", "ogbg_gelu", "ogbg_silu", "ogbg_model_size"]
+RUN_CASES = [
+    pytest.param(name, fw, marks=() if name == "ogbg" else pytest.mark.slow, id=f"{name}-{fw}")
+    for name in VARIANTS
+    for fw in ("jax", "pytorch")
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: the suite runs one test process per core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory):
+    """``algoperf datasets prepare ogbg --fixture``: an OGB-format pcba.zip, prepared for real."""
+    root = tmp_path_factory.mktemp("ogbg_data")
+    assert data_cli.main(["prepare", "ogbg", "--fixture", f"--data_dir={root}", "--quiet"]) == 0
+    return root
+
+
+@pytest.mark.parametrize(("name", "framework"), RUN_CASES)
+def test_nadamw_runs_end_to_end(name, framework, fixture_root, tmp_path):
+    root = fixture_root
+    exp = tmp_path / "exp"
+    argv = [
+        "run",
+        f"--framework={framework}",
+        f"--workload={name}",
+        f"--submission_path={SUBMISSIONS / f'nadamw_small_{framework}.py'}",
+        f"--tuning_search_space={NADAMW_SPACE}",
+        "--num_tuning_trials=1",
+        f"--experiment_dir={exp}",
+        "--experiment_name=ogbg",
+        f"--data_dir={root}",
+        "--rng_seed=3",
+        "--max_global_steps=3",
+        "--progress=false",
+    ]
+    start = time.perf_counter()
+    assert main(argv) == 0
+    print(f"{name}-{framework}: algoperf run took {time.perf_counter() - start:.1f}s")
+    with (exp / "ogbg" / f"{name}_{framework}" / "trial_1" / "eval_measurements.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["global_step"] == "1" and rows[-1]["global_step"] == "3"
+    for row in rows:
+        assert int(row["validation/num_examples"]) == testing.FIXTURE_SIZES["num_valid"]
+        assert int(row["test/num_examples"]) == testing.FIXTURE_SIZES["num_test"]
+        for split in ("train", "validation", "test"):
+            assert 0.0 <= float(row[f"{split}/accuracy"]) <= 1.0
+            assert 0.0 < float(row[f"{split}/mean_average_precision"]) <= 1.0
+            loss = float(row[f"{split}/loss"])
+            assert math.isfinite(loss) and loss > 0.0
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_eval_is_the_same_for_any_eval_batch_size(framework, fixture_root):
+    """The runner's eval batch size changes nothing: the device shards are fixed."""
+    root = fixture_root
+    workload = registry.get_workload("ogbg", framework, data_dir=root)
+    # A narrow one-step GNN (the same code; cheaper to compile on a CPU).
+    workload.config = workload.config.variant(
+        "ogbg", model={"latent_dim": 32, "hidden_dims": (32,), "num_message_passing_steps": 1}
+    )
+    if framework == "jax":
+        import jax
+
+        rng = jax.random.PRNGKey(0)
+    else:
+        rng = np.array([0, 0], np.uint32)
+    params, state = workload.init_model_fn(rng)
+    results = [
+        workload.eval_model(size, params, state, rng, str(root), None, 0) for size in (7, 64, 999)
+    ]
+    assert results[0] == results[1] == results[2]
+    assert results[0]["validation/num_examples"] == testing.FIXTURE_SIZES["num_valid"]
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_registered_config_refuses_the_fixture(framework, fixture_root):
+    """Without the override the run stops before training: 350,343 train graphs are expected."""
+    root = fixture_root
+    from algoperf.data import DatasetError
+
+    with pytest.raises(DatasetError, match=r"split_train.npy: 96 graphs.*expects 350343"):
+        registry.get_workload("ogbg", framework).check_data(str(root))
