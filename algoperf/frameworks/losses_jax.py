@@ -92,7 +92,8 @@ def sigmoid_cross_entropy(
         full = jnp.reshape(mask_batch, mask_batch.shape + (1,) * (labels.ndim - mask_batch.ndim))
         # Masked labels (NaN in ogbg) must not reach the gradient: replace them (upstream: -1).
         labels = jnp.where(full != 0, labels, -1.0)
-    if apply_label_smoothing and label_smoothing:
+    if apply_label_smoothing:
+        # No truth test on the rate: submissions pass it traced under jit (0 is a no-op).
         labels = (1.0 - label_smoothing) * labels + label_smoothing / labels.shape[-1]
     x = logits_batch
     per_example = jnp.maximum(x, 0) - x * labels + jnp.log1p(jnp.exp(-jnp.abs(x)))
