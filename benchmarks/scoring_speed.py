@@ -1,33 +1,40 @@
-"""How fast is scoring? Generates an upstream-format log tree of leaderboard size and times it.
+"""How fast is ``algoperf score`` as a user runs it? Fresh processes, alternating, against upstream.
 
-The tree mimics the v0.5 leaderboard: 11 submissions x 5 studies x 14 workloads (8 base + 6
-held-out) x 5 trials = 3,850 ``eval_measurements.csv`` files with upstream's columns for each
-workload and an eval every ``eval_period_time_sec`` of the budget (about 70 MB). It goes to a
-temporary directory that is deleted afterwards.
+Trees scored (``--trees``):
 
-Timed, on the same tree in one run:
+* ``fixtures``: the published v0.6 external-tuning logs in ``../shared/fixtures`` (skipped with a
+  reason when absent), scored as benchmark version 0.6;
+* ``generated``: an upstream-format tree the size and shape of the v0.5 leaderboard: 11
+  submissions x 5 studies x 14 workloads (8 base + 6 held-out) x 5 trials = 3,850
+  ``eval_measurements.csv`` with upstream's columns for each workload and an eval every
+  ``eval_period_time_sec`` of the budget (about 76 MB), scored as version 0.5. ``--scale K``
+  multiplies the submissions (K = 10: 110 submissions, 38,500 files) for the scale check.
 
-* ``ours (API)``: `scoring.score_submissions` in this process (read + score + 1,000 bootstrap
-  replicates), the figure the speed goal refers to;
-* ``ours (CLI)``: ``python -m scoring --no_plots`` in a fresh process (interpreter start, imports,
-  CSV tables and reports included);
+Commands, each a fresh process, run in turn (A B C A B C ...) ``--repeats`` times so that load
+from other processes hits them alike:
+
+* ``ours``: ``algoperf score`` with defaults (every table, interval, chart and the report);
+* ``ours --no_plots``: the same without charts;
 * ``upstream``: upstream's ``python -m scoring.score_submissions --compute_performance_profiles``
-  from a checkout of the leaderboard repository, when ``--upstream`` (or the environment variable
-  ``ALGOPERF_UPSTREAM_SCORING``) names one: a checkout folder holding ``scoring/``, or a git
-  directory (its HEAD is extracted with ``git archive``). Upstream needs absl-py, pandas,
-  matplotlib and tabulate importable by ``--upstream_python`` (default: this interpreter; extra
-  paths can come through ``PYTHONPATH``). Its scores are compared with ours.
+  when ``--upstream`` (or ``ALGOPERF_UPSTREAM_SCORING``) names a checkout of the leaderboard
+  repository (a folder holding ``scoring/``, or a git directory whose HEAD is extracted); skipped
+  with a reason otherwise. Upstream needs absl-py, pandas, matplotlib, scipy and tabulate
+  importable by ``--upstream_python``.
+
+Printed per tree: median and range of wall time and peak memory (max RSS) per command, the two
+ratios upstream / ours, and the largest score difference between upstream and ours.
 
 Usage::
 
-    python benchmarks/scoring_speed.py [--upstream PATH] [--repeats 3] [--keep DIR]
+    python benchmarks/scoring_speed.py [--upstream PATH] [--upstream_python PY] [--repeats 5]
+        [--trees fixtures,generated] [--scale 1] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -90,13 +97,13 @@ def _columns(base: str) -> list[str]:
     )
 
 
-def generate_tree(root: Path, seed: int = 0) -> tuple[int, int]:
+def generate_tree(root: Path, seed: int = 0, submissions: int = SUBMISSIONS) -> tuple[int, int]:
     """Write the log tree; returns (number of CSV files, total bytes)."""
     targets = load_targets("0.5")
     rng = np.random.default_rng(seed)
     workloads = list(targets.scored_workloads)
     n_files = n_bytes = 0
-    for s in range(SUBMISSIONS):
+    for s in range(submissions):
         speed = rng.uniform(0.25, 0.9)  # when this submission typically reaches targets
         for study in range(STUDIES):
             for workload in workloads:
@@ -105,7 +112,7 @@ def generate_tree(root: Path, seed: int = 0) -> tuple[int, int]:
                 budget = t.max_allowed_runtime_sec
                 n_evals = max(2, int(budget / _EVAL_PERIOD[base]))
                 columns = _columns(base)
-                wdir = root / f"submission_{s:02d}" / f"study_{study}" / f"{workload}_jax"
+                wdir = root / f"submission_{s:03d}" / f"study_{study}" / f"{workload}_jax"
                 # Trials reach the target at distinct fractions of the budget (> 1: never), at
                 # least two evals apart, so that no tie decides which trial a study selects.
                 reaches = speed * (0.6 + 0.25 * rng.permutation(TRIALS))
@@ -155,13 +162,33 @@ def _trial_table(rng, columns, target, n_evals, budget, reach) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
-def _time(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
+FIXTURE_LOGS = (
+    REPO.parent / "shared" / "fixtures" / "algoperf_v06_leaderboard_logs" / "external_tuning"
+)
+
+
+def _ours_command() -> list[str]:
+    """``algoperf score`` as installed beside this interpreter (else through ``-m``)."""
+    script = Path(sys.executable).parent / "algoperf"
+    if script.exists():
+        return [str(script), "score"]
+    return [sys.executable, "-m", "algoperf.cli", "score"]
+
+
+def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
+    """Run `cmd` to completion; returns (wall seconds, peak RSS in MiB); fails loudly."""
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: chatty commands cannot block
         start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+            raise SystemExit(f"error: {' '.join(cmd[:4])} ... failed: {tail[0]}")
+    per_mb = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes / KiB
+    return wall, usage.ru_maxrss / per_mb
 
 
 def _upstream_checkout(path: Path, tmp: Path) -> Path:
@@ -180,6 +207,98 @@ def _upstream_checkout(path: Path, tmp: Path) -> Path:
     raise SystemExit(f"error: {path}: neither a checkout with scoring/ nor a git directory")
 
 
+def _upstream_targets(checkout: Path, version: str, tmp: Path) -> Path:
+    """Upstream's targets file for `version`, with our version's base workloads.
+
+    Upstream's current ``workload_targets.json`` (0.6) lists ``finewebedu_lm`` among the base
+    workloads; the published v0.6 logs have none, and upstream then stops with a KeyError. The
+    copy given to it keeps only the base workloads of our target set for the same version, which
+    is how the v0.6 leaderboard was scored.
+    """
+    name = "workload_targets_v05.json" if version == "0.5" else "workload_targets.json"
+    path = checkout / "scoring" / name
+    if not path.exists():
+        raise SystemExit(f"error: {path}: no upstream targets for version {version}")
+    data = json.loads(path.read_text())
+    ours = set(load_targets(version).base_workloads)
+    if set(data["base_workloads"]) <= ours:
+        return path
+    data["base_workloads"] = [w for w in data["base_workloads"] if w in ours]
+    copy = tmp / f"upstream_{name}"
+    copy.write_text(json.dumps(data, indent=2))
+    return copy
+
+
+def _summary(times: list[float]) -> str:
+    return (
+        f"median {statistics.median(times):6.2f}s "
+        f"(min {min(times):.2f}, max {max(times):.2f}, n={len(times)})"
+    )
+
+
+def bench_tree(
+    name: str, root: Path, version: str, args: argparse.Namespace, tmp: Path
+) -> dict[str, float]:
+    """Time every command on one tree, alternating; print and return the median times."""
+    out = tmp / f"out_{name}"
+    base = [
+        *_ours_command(),
+        f"--submission_directory={root}",
+        f"--benchmark_version={version}",
+    ]
+    commands: dict[str, tuple[list[str], dict | None, Path]] = {
+        "ours": ([*base, f"--output_dir={out / 'ours'}"], None, REPO),
+        "ours --no_plots": (
+            [*base, f"--output_dir={out / 'ours_np'}", "--no_plots"],
+            None,
+            REPO,
+        ),
+    }
+    if args.upstream:
+        checkout = _upstream_checkout(Path(args.upstream), tmp)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        commands["upstream"] = (
+            [
+                args.upstream_python,
+                "-m",
+                "scoring.score_submissions",
+                f"--workload_targets={_upstream_targets(checkout, version, tmp)}",
+                f"--submission_directory={root}",
+                "--compute_performance_profiles",
+                f"--output_dir={out / 'upstream'}",
+            ],
+            env,
+            checkout,
+        )
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    memory: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(args.repeats):
+        for label, (cmd, env, cwd) in commands.items():
+            wall, rss = _run(cmd, cwd, env)
+            times[label].append(wall)
+            memory[label].append(rss)
+    print(f"[{name}] {root} (benchmark version {version}, {args.repeats} alternating runs each)")
+    for label in commands:
+        print(f"  {label:<16} {_summary(times[label])}, peak memory {max(memory[label]):.0f} MB")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    if "upstream" in med:
+        print(
+            f"  speedup over upstream: {med['upstream'] / med['ours']:.1f}x with every output, "
+            f"{med['upstream'] / med['ours --no_plots']:.1f}x without plots"
+        )
+        theirs = pd.read_csv(out / "upstream" / "scores.csv", index_col=0)["score"]
+        mine = pd.read_csv(out / "ours" / "scores.csv", index_col=0)["score"]
+        diff = float(np.max(np.abs(mine.reindex(theirs.index) - theirs)))
+        same = sorted(mine.index) == sorted(theirs.index)
+        print(f"  max |score difference| vs upstream: {diff:.2e} (same submissions: {same})")
+    else:
+        print("  upstream: skipped (no --upstream checkout given)")
+    return med
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -189,97 +308,39 @@ def main(argv: list[str] | None = None) -> int:
         help="upstream leaderboard repository (checkout or git dir) to time beside ours",
     )
     parser.add_argument("--upstream_python", default=sys.executable)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of ours")
-    parser.add_argument("--upstream_repeats", type=int, default=1, help="timed runs of upstream")
-    parser.add_argument("--keep", type=Path, help="write the tree here and keep it")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per command")
+    parser.add_argument("--trees", default="fixtures,generated", help="which trees to score")
+    parser.add_argument("--scale", type=int, default=1, help="x the 11 generated submissions")
+    parser.add_argument("--fixtures", type=Path, default=FIXTURE_LOGS, help="v0.6 logs")
+    parser.add_argument("--keep", type=Path, help="write the generated tree here and keep it")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    trees = {t.strip() for t in args.trees.split(",") if t.strip()}
+    if unknown := trees - {"fixtures", "generated"}:
+        parser.error(f"unknown --trees {sorted(unknown)}")
 
     with tempfile.TemporaryDirectory(prefix="scoring_speed_") as tmp_name:
         tmp = Path(tmp_name)
-        root = args.keep or tmp / "logs"
-        if root.exists():
-            shutil.rmtree(root)
-        start = time.perf_counter()
-        n_files, n_bytes = generate_tree(root, args.seed)
-        print(
-            f"generated {n_files} eval CSVs, {n_bytes / 1e6:.1f} MB "
-            f"({SUBMISSIONS} submissions x {STUDIES} studies x 14 workloads x {TRIALS} trials) "
-            f"in {time.perf_counter() - start:.1f}s"
-        )
-
-        from scoring import score_submissions
-
-        result = None
-
-        def ours() -> None:
-            nonlocal result
-            result = score_submissions(root, benchmark_version="0.5", bootstrap_samples=1000)
-
-        api = _time(ours, args.repeats)
-        cli_out = tmp / "ours_out"
-        cli_cmd = [
-            sys.executable,
-            "-m",
-            "scoring",
-            f"--submission_directory={root}",
-            f"--output_dir={cli_out}",
-            "--benchmark_version=0.5",
-            "--no_plots",
-        ]
-        cli = _time(
-            lambda: subprocess.run(cli_cmd, check=True, capture_output=True, cwd=REPO),
-            args.repeats,
-        )
-        print(
-            f"ours (API, read + score + 1000 bootstrap): median {statistics.median(api):.3f}s "
-            f"(runs: {', '.join(f'{t:.3f}' for t in api)})"
-        )
-        print(
-            f"ours (CLI, fresh process, tables + reports, no plots): median "
-            f"{statistics.median(cli):.3f}s (runs: {', '.join(f'{t:.3f}' for t in cli)})"
-        )
-
-        if args.upstream:
-            checkout = _upstream_checkout(Path(args.upstream), tmp)
-            up_out = tmp / "upstream_out"
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])]
-            )
-            cmd = [
-                args.upstream_python,
-                "-m",
-                "scoring.score_submissions",
-                f"--workload_targets={checkout / 'scoring' / 'workload_targets_v05.json'}",
-                f"--submission_directory={root}",
-                "--compute_performance_profiles",
-                f"--output_dir={up_out}",
-            ]
-
-            def upstream() -> None:
-                proc = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
-                    raise SystemExit(f"error: upstream scoring failed: {tail[0]}")
-
-            up = _time(upstream, args.upstream_repeats)
-            up_med, api_med, cli_med = (statistics.median(x) for x in (up, api, cli))
-            print(
-                f"upstream (score_submissions.py): median {up_med:.3f}s "
-                f"(runs: {', '.join(f'{t:.3f}' for t in up)})"
-            )
-            print(f"speedup: {up_med / api_med:.1f}x (API), {up_med / cli_med:.1f}x (CLI)")
-            theirs = pd.read_csv(up_out / "scores.csv", index_col=0)["score"]
-            mine = result.scores["score"].reindex(theirs.index)
-            diff = float(np.max(np.abs(mine - theirs)))
-            print(f"max |score difference| vs upstream: {diff:.2e}")
-            if diff > 1e-9:
+        if "fixtures" in trees:
+            if args.fixtures.is_dir():
+                bench_tree("v0.6 fixture logs", args.fixtures, "0.6", args, tmp)
+            else:
+                print(f"[v0.6 fixture logs] skipped: {args.fixtures} not found")
+        if "generated" in trees:
+            root = args.keep or tmp / "logs"
+            subs = SUBMISSIONS * args.scale
+            if root.exists() and any(root.iterdir()):
+                n_files = sum(1 for _ in root.glob("*/*/*/*/eval_measurements.csv"))
+                print(f"reusing {root}: {n_files} eval CSVs")
+            else:
+                start = time.perf_counter()
+                n_files, n_bytes = generate_tree(root, args.seed, subs)
                 print(
-                    "  (upstream breaks ties between trials reaching the target at the same eval "
-                    "index in os.listdir order; ours takes the least time: see scoring/README.md)"
+                    f"generated {n_files} eval CSVs, {n_bytes / 1e6:.1f} MB ({subs} submissions "
+                    f"x {STUDIES} studies x 14 workloads x {TRIALS} trials) in "
+                    f"{time.perf_counter() - start:.1f}s"
                 )
-            print("scores:", ", ".join(f"{s}={v:.4f}" for s, v in mine.sort_index().items()))
+            bench_tree(f"generated, {subs} submissions", root, "0.5", args, tmp)
     return 0
 
 

@@ -113,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="comma-separated workloads to score instead of the version's base workloads",
     )
-    _add_bool(ours, "--no_plots", "write tables and reports without plots")
+    _add_bool(ours, "--no_plots", "write tables and reports without charts")
+    _add_bool(
+        ours,
+        "--static_plots",
+        "also write static matplotlib plots (plots/*.png, *.svg) for papers; slower",
+    )
     return p
 
 
@@ -130,7 +135,7 @@ def _summarise_issues(issues: list) -> None:
         print(f"warning: {n} x {kind}: e.g. {example.message}{where}", file=sys.stderr)
 
 
-def _print_summary(result, output_dir: Path | None, plots: bool) -> None:
+def _print_summary(result, output_dir: Path | None, plots: bool, static: bool = False) -> None:
     import numpy as np
 
     scores = result.scores.sort_values("score", ascending=False, kind="stable")
@@ -147,7 +152,9 @@ def _print_summary(result, output_dir: Path | None, plots: bool) -> None:
         )
         print(f"{sub:<{width}}  {row['score']:.4f}  {ci}")
     if output_dir is not None:
-        what = "tables, plots and report" if plots else "tables and report"
+        what = "tables, charts and report" if plots else "tables and report"
+        if static:
+            what += ", static plots"
         print(f"wrote {what} to {output_dir} (open {output_dir / 'report.html'})")
 
 
@@ -202,12 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         from scoring.report import write_outputs
 
-        write_outputs(result, out, plots=not args.no_plots)
+        write_outputs(result, out, plots=not args.no_plots, static_plots=args.static_plots)
     except (LogError, ScoringError, TargetsError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     _summarise_issues(result.issues)
-    _print_summary(result, out, plots=not args.no_plots)
+    _print_summary(result, out, plots=not args.no_plots, static=args.static_plots)
     return 0
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import os
 import pickle
 import re
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scoring import _parallel
 from scoring.targets import TargetSet
 
 EVAL_FILE = "eval_measurements.csv"
@@ -312,13 +314,13 @@ def _header_columns(header: bytes) -> list[str]:
 
 
 def _parse_all(
-    files: list[_TrialFile], targets: TargetSet, skip_bad_logs: bool, issues: list[LogIssue]
-) -> tuple[list[int], list[int], dict[str, np.ndarray]]:
+    files: list[_TrialFile], metric_columns: Mapping[str, str]
+) -> tuple[list[int], list[int], dict[str, np.ndarray], dict[int, str]]:
     """Parse all files.
 
     Returns:
         (file indices parsed, their row counts, column arrays with the rows of those files
-        concatenated in that order).
+        concatenated in that order, {file index: why it is bad}).
     """
     bad: dict[int, str] = {}
     groups: dict[tuple[bytes, str], list[int]] = {}
@@ -327,7 +329,7 @@ def _parse_all(
             bad[i] = "empty file"
             continue
         header, _ = _split_header(f.data)
-        groups.setdefault((header, targets.workloads[f.key[1]].metric_column), []).append(i)
+        groups.setdefault((header, metric_columns[f.key[1]]), []).append(i)
 
     order: list[int] = []
     counts: list[int] = []
@@ -364,6 +366,20 @@ def _parse_all(
             order.extend(i for i, _, _ in items)
             counts.extend(n for _, _, n in items)
 
+    arrays: dict[str, np.ndarray] = {}
+    for c in ("score", "metric", *OPTIONAL_COLUMNS.values()):
+        parts_c = [
+            df[c].to_numpy(np.float64) if c in df.columns else np.full(len(df), np.nan)
+            for df in frames
+        ]
+        arrays[c] = np.concatenate(parts_c) if parts_c else np.empty(0)
+    return order, counts, arrays, bad
+
+
+def _report_bad(
+    files: list[_TrialFile], bad: dict[int, str], skip_bad_logs: bool, issues: list[LogIssue]
+) -> None:
+    """Raise for the first bad file, or list every one as a skipped trial."""
     for i, reason in sorted(bad.items()):
         path = files[i].path
         if not skip_bad_logs:
@@ -372,14 +388,54 @@ def _parse_all(
             )
         issues.append(LogIssue("bad_log", str(path), f"skipped: {reason}", files[i].key[0]))
 
-    arrays: dict[str, np.ndarray] = {}
-    for c in ("score", "metric", *OPTIONAL_COLUMNS.values()):
-        parts_c = [
-            df[c].to_numpy(np.float64) if c in df.columns else np.full(len(df), np.nan)
-            for df in frames
-        ]
-        arrays[c] = np.concatenate(parts_c) if parts_c else np.empty(0)
-    return order, counts, arrays
+
+# Files are read and parsed in chunks of at most this many (bounding memory: a chunk's bytes
+# are freed once parsed), by one process per CPU from PARALLEL_MIN_FILES files on (below it,
+# starting the processes costs more than it saves).
+CHUNK_FILES = 1000
+PARALLEL_MIN_FILES = 1500
+
+
+def _read_chunk(files: list[_TrialFile], metric_columns: dict[str, str]):
+    """Read and parse `files` (in a worker process, or here): bytes never leave the worker."""
+    issues: list[LogIssue] = []
+    present = _read_bytes(files, issues)
+    order, counts, arrays, bad = _parse_all(present, metric_columns)
+    for f in present:
+        f.data = b""
+    return present, issues, order, counts, arrays, bad
+
+
+def _read_parallel(files: list[_TrialFile], targets: TargetSet, workers: int | None):
+    """`_read_chunk` over contiguous chunks of `files`, merged as if read in one piece."""
+    n = _parallel.cpus() if workers is None else workers
+    if workers is None and len(files) < PARALLEL_MIN_FILES:
+        n = 1
+    n_chunks = max(1, -(-len(files) // CHUNK_FILES), min(n, len(files)))
+    bounds = np.linspace(0, len(files), n_chunks + 1).astype(int)
+    chunks = [files[a:b] for a, b in itertools.pairwise(bounds)]
+    metrics = {name: w.metric_column for name, w in targets.workloads.items()}  # picklable
+    if n <= 1 or len(chunks) == 1:
+        parts = [_read_chunk(chunk, metrics) for chunk in chunks]
+    else:
+        with _parallel.pool(n) as workers_pool:
+            parts = list(workers_pool.map(_read_chunk, chunks, [metrics] * len(chunks)))
+    present: list[_TrialFile] = []
+    issues: list[LogIssue] = []
+    order: list[int] = []
+    counts: list[int] = []
+    bad: dict[int, str] = {}
+    arrays: dict[str, list[np.ndarray]] = {}
+    for p_present, p_issues, p_order, p_counts, p_arrays, p_bad in parts:
+        offset = len(present)
+        present += p_present
+        issues += p_issues
+        order += [offset + i for i in p_order]
+        counts += p_counts
+        bad.update({offset + i: why for i, why in p_bad.items()})
+        for c, v in p_arrays.items():
+            arrays.setdefault(c, []).append(v)
+    return present, issues, order, counts, {c: np.concatenate(v) for c, v in arrays.items()}, bad
 
 
 def _read_bytes(files: list[_TrialFile], issues: list[LogIssue]) -> list[_TrialFile]:
@@ -463,6 +519,7 @@ def read_logs(
     skip_bad_logs: bool = False,
     include: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
+    workers: int | None = None,
 ) -> EvalLogs:
     """Read every trial of every submission under a directory.
 
@@ -472,6 +529,8 @@ def read_logs(
         targets: the benchmark version's target set (which workloads, which metric column).
         skip_bad_logs: skip corrupt CSVs (listed as issues) instead of raising `LogError`.
         include / exclude: submission names to keep / drop (lists or comma-separated strings).
+        workers: processes reading and parsing the files (None: one per CPU from
+            `PARALLEL_MIN_FILES` files on, else 1). The result does not depend on it.
 
     Returns:
         `EvalLogs`; trials are ordered by submission, workload, study, experiment, trial number.
@@ -481,10 +540,10 @@ def read_logs(
     else:
         subs = discover_submissions(submission_directory, include, exclude)
     issues: list[LogIssue] = []
-    files = _read_bytes(_walk(subs, targets, issues), issues)
-    order, counts, arrays = _parse_all(files, targets, skip_bad_logs, issues)
-    for f in files:
-        f.data = b""  # free the bytes
+    walked = _walk(subs, targets, issues)
+    files, read_issues, order, counts, arrays, bad = _read_parallel(walked, targets, workers)
+    issues += read_issues
+    _report_bad(files, bad, skip_bad_logs, issues)
 
     # Trial ids follow the scoring order (submission, workload, study, experiment, trial number).
     parsed = [files[i] for i in order]

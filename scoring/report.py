@@ -1,4 +1,4 @@
-"""Writing a scoring result: CSV tables, plots, and a Markdown and a self-contained HTML report.
+"""Writing a scoring result: CSV tables, charts, and a Markdown and a self-contained HTML report.
 
 Files written into the output directory (each written to a temporary name, then renamed):
 
@@ -18,14 +18,15 @@ Files written into the output directory (each written to a temporary name, then 
 ``completeness.csv``            studies and trials found against the version's protocol.
 ``issues.csv``                  missing, skipped and unscored logs.
 ``settings.json``               options, version, workloads.
-``plots/*.png``, ``*.svg``      see `scoring.plots`.
-``report.md``, ``report.html``  the tables and plots; the HTML embeds the PNGs (base64).
+``charts/*.svg``                the report's charts (see `scoring.charts`), unless ``plots=False``.
+``plots/*.png``, ``*.svg``      static matplotlib plots, only with ``static_plots=True``.
+``report.md``, ``report.html``  the tables and charts; the HTML inlines the SVGs and needs no
+                                other file.
 ==============================  ==================================================================
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
 import json
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.api import ScoringResult
+from scoring.charts import TOGGLE_SCRIPT, chart_specs, render_svg
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -263,20 +265,18 @@ def _settings_lines(result: ScoringResult) -> list[str]:
     ]
 
 
-def render_markdown(result: ScoringResult, plots: dict[str, list[Path]], base: Path) -> str:
-    """The Markdown report; images are referenced relative to `base`."""
+def render_markdown(result: ScoringResult, charts: dict[str, Path], base: Path) -> str:
+    """The Markdown report; chart files are referenced relative to `base`."""
     lines = ["# AlgoPerf scoring report", ""]
     lines += [f"- {line}" for line in _settings_lines(result)] + [""]
     for title, text, table in _sections(result):
         lines += [f"## {title}", "", text, ""]
         if table is not None:
             lines += [_markdown_table(table), ""]
-    if plots:
-        lines += ["## Plots", ""]
-        for name, paths in plots.items():
-            png = next((p for p in paths if p.suffix == ".png"), None)
-            if png is not None:
-                lines += [f"![{name}]({png.relative_to(base).as_posix()})", ""]
+    if charts:
+        lines += ["## Charts", ""]
+        for name, path in charts.items():
+            lines += [f"![{name}]({path.relative_to(base).as_posix()})", ""]
     return "\n".join(lines)
 
 
@@ -289,22 +289,41 @@ def _markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _cell(value: object) -> str:
+    """Escaped cell text; an interval goes on its own line, names may break after '_'."""
+    return html.escape(str(value)).replace(" [", "<br>[").replace("_", "_<wbr>")
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    """A plain HTML table (pandas' to_html is slow and adds styling we do not want)."""
+    head = "".join(f"<th>{_cell(c)}</th>" for c in [df.index.name or "", *df.columns])
+    rows = "".join(
+        f"<tr><th>{html.escape(str(i))}</th>" + "".join(f"<td>{_cell(v)}</td>" for v in row)
+        for i, row in zip(df.index, df.to_numpy())
+    )
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+
+
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f3f3f3; }
-td:first-child, th:first-child { text-align: left; }
-img { max-width: 100%; margin: 0.5em 0 1.5em; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1320px; padding: 0 1em;
+       color: #222; }
+.table { overflow-x: auto; max-width: 100%; margin: 0.5em 0 1.5em; }
+table { border-collapse: collapse; font-size: 0.78em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.35em; text-align: right; white-space: nowrap; }
+thead th { background: #f3f3f3; white-space: normal; vertical-align: bottom; min-width: 3.5em; }
+tbody th { text-align: left; font-weight: 600; background: #fafafa; }
+figure { margin: 0.5em 0 2em; }
+figure svg { display: block; max-width: 100%; height: auto; }
 .note { color: #555; }
 """
 
 
-def render_html(result: ScoringResult, plots: dict[str, list[Path]]) -> str:
-    """The self-contained HTML report (PNG plots embedded as base64)."""
+def render_html(result: ScoringResult, charts: dict[str, str]) -> str:
+    """The self-contained HTML report: tables and inline SVG charts (no external files)."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>AlgoPerf scoring report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>AlgoPerf scoring report</h1><ul>",
@@ -314,14 +333,16 @@ def render_html(result: ScoringResult, plots: dict[str, list[Path]]) -> str:
     for title, text, table in _sections(result):
         parts += [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(text)}</p>']
         if table is not None:
-            parts.append(table.to_html(border=0, escape=True))
-    if plots:
-        parts.append("<h2>Plots</h2>")
-        for name, paths in plots.items():
-            png = next((p for p in paths if p.suffix == ".png"), None)
-            if png is not None:
-                data = base64.b64encode(png.read_bytes()).decode("ascii")
-                parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
+            parts.append(_html_table(table))
+    if charts:
+        parts += [
+            "<h2>Charts</h2>",
+            '<p class="note">Hover a curve for its label; click a legend entry to hide or show '
+            "its curve. Static PNG/SVG for papers: <code>--static_plots</code>.</p>",
+        ]
+        for name, svg in charts.items():
+            parts.append(f'<figure id="{html.escape(name)}">{svg}</figure>')
+        parts.append(f"<script>{TOGGLE_SCRIPT}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -330,17 +351,34 @@ def write_outputs(
     result: ScoringResult,
     output_dir: str | os.PathLike,
     plots: bool = True,
+    static_plots: bool = False,
     formats: Sequence[str] = ("png", "svg"),
 ) -> list[Path]:
-    """Write tables, plots (optional) and the Markdown and HTML reports; returns the paths."""
+    """Write tables, charts and the Markdown and HTML reports; returns the written paths.
+
+    Args:
+        plots: the report's charts (inline SVG in report.html, ``charts/*.svg`` for
+            report.md); False writes tables and reports only.
+        static_plots: also matplotlib files ``plots/<chart>.<format>`` (for papers), rendered
+            in worker processes.
+        formats: formats of the static plots.
+    """
     out = Path(output_dir)
     written = write_tables(result, out)
-    plot_files: dict[str, list[Path]] = {}
+    svgs: dict[str, str] = {}
+    chart_files: dict[str, Path] = {}
     if plots:
+        specs = chart_specs(result)
+        svgs = {name: render_svg(spec, name) for name, spec in specs.items()}
+        (out / "charts").mkdir(exist_ok=True)
+        for name, svg in svgs.items():
+            chart_files[name] = _write_text(out / "charts" / f"{name}.svg", svg)
+        written += chart_files.values()
+    if static_plots:
         from scoring.plots import plot_all
 
-        plot_files = plot_all(result, out / "plots", formats)
-        written += [p for paths in plot_files.values() for p in paths]
-    written.append(_write_text(out / "report.md", render_markdown(result, plot_files, out)))
-    written.append(_write_text(out / "report.html", render_html(result, plot_files)))
+        static = plot_all(result, out / "plots", formats)
+        written += [p for paths in static.values() for p in paths]
+    written.append(_write_text(out / "report.md", render_markdown(result, chart_files, out)))
+    written.append(_write_text(out / "report.html", render_html(result, svgs)))
     return written

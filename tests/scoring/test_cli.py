@@ -190,11 +190,11 @@ def test_skip_bad_logs_and_dev_version(tmp_path, capsys):
     assert '"fashion_mnist"' in settings and '"cifar"' not in settings
 
 
-def test_plots_and_self_contained_html(v06_logs, tmp_path, capsys):
+def test_charts_static_plots_and_self_contained_html(v06_logs, tmp_path, capsys):
     from PIL import Image
 
     out = tmp_path / "out"
-    code, _, err = _run(
+    code, stdout, err = _run(
         [
             "--submission_directory",
             v06_logs / "self_tuning",
@@ -203,21 +203,27 @@ def test_plots_and_self_contained_html(v06_logs, tmp_path, capsys):
             "--self_tuning_ruleset",
             "--workloads=ogbg,wmt",
             "--bootstrap_samples=20",
+            "--static_plots",
         ],
         capsys,
     )
     assert code == 0, err
+    assert "tables, charts and report, static plots" in stdout
+    expected = {"performance_profiles", "scores", "curves_ogbg", "curves_wmt"}
+    # The report's charts (no plotting library) ...
+    assert {p.stem for p in (out / "charts").glob("*.svg")} == expected
+    # ... and, on request, matplotlib's PNG and SVG of the same charts, for papers.
     pngs = sorted((out / "plots").glob("*.png"))
-    names = {p.stem for p in pngs}
-    assert names == {"performance_profiles", "scores", "curves_ogbg", "curves_wmt"}
+    assert {p.stem for p in pngs} == expected
     for png in pngs:
         with Image.open(png) as im:
             assert im.size[0] >= 800 and im.size[1] >= 150
         assert png.with_suffix(".svg").read_text().lstrip().startswith(("<?xml", "<svg"))
     html = (out / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == len(pngs)
+    assert html.count("<figure") == len(expected) and html.count("<svg") == len(expected)
     assert "http://" not in html.replace("http://www.w3.org", "") and "<link" not in html
-    assert "plots/performance_profiles.png" in (out / "report.md").read_text()
+    assert "src=" not in html  # nothing to fetch: the HTML is one file
+    assert "charts/performance_profiles.svg" in (out / "report.md").read_text()
 
 
 def test_python_dash_m_scoring_help():
@@ -233,5 +239,6 @@ def test_python_dash_m_scoring_help():
         "--skip_bad_logs",
         "--reference_submission",
         "--no_plots",
+        "--static_plots",
     ):
         assert flag in proc.stdout

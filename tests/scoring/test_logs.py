@@ -255,3 +255,42 @@ def test_fixture_tree_reads_every_csv(v06_logs: Path):
         ours = logs.evals[logs.evals["trial_id"] == tid]
         np.testing.assert_array_equal(ours["score"].to_numpy(), df["score"].to_numpy())
         np.testing.assert_array_equal(ours["metric"].to_numpy(), df[metric].to_numpy())
+
+
+def test_chunked_and_parallel_reading_give_the_same_logs(log_tree, monkeypatch):
+    """Chunks of files, read in worker processes, merge into exactly the serial result."""
+    import scoring.logs as logs_mod
+
+    rng = np.random.default_rng(3)
+    spec = {}
+    for sub in ("a", "b", "c"):
+        for study in ("study_0", "study_1"):
+            for wdir in (W, "ogbg_pytorch"):
+                for k in range(1, 4):
+                    n = int(rng.integers(1, 6))
+                    rows = [
+                        f"{i},{10 * i},{rng.uniform(1, 900):.3f},{1000 + i},{rng.uniform():.4f},x"
+                        for i in range(n)
+                    ]
+                    spec[(sub, study, wdir, f"trial_{k}")] = rows
+    root = log_tree(spec)
+    header = HEADER.replace("validation/accuracy", "validation/mean_average_precision")
+    for (sub, study, wdir, trial), rows in spec.items():  # ogbg: its own metric column
+        if wdir.startswith("ogbg"):
+            write_csv(root / sub / study / wdir / trial / "eval_measurements.csv", header, rows)
+    bad = root / "b" / "study_1" / W / "trial_2" / "eval_measurements.csv"
+    bad.write_text(HEADER + "\n1.0,10,abc,150.0,0.5,x\n")
+    (root / "c" / "study_0" / W / "trial_3" / "eval_measurements.csv").unlink()
+    serial = read_logs(root, V06, skip_bad_logs=True, workers=1)
+    monkeypatch.setattr(logs_mod, "CHUNK_FILES", 5)  # 35 files: 7 chunks over 2 workers
+    parallel = read_logs(root, V06, skip_bad_logs=True, workers=2)
+    pd.testing.assert_frame_equal(serial.trials, parallel.trials)
+    pd.testing.assert_frame_equal(serial.evals, parallel.evals)
+    assert serial.issues == parallel.issues
+    assert [i.kind for i in serial.issues] == ["missing_log", "bad_log"]
+    assert len(serial.trials) == 34 and set(serial.trials["workload"]) == {
+        "imagenet_resnet",
+        "ogbg",
+    }
+    with pytest.raises(LogError, match=str(bad)):
+        read_logs(root, V06, workers=2)

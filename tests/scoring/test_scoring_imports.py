@@ -13,14 +13,15 @@ REPO = Path(__file__).resolve().parents[2]
 CHECK = """
 import sys
 import scoring
-from scoring import (api, cli, logs, plots, profiles, report, stats, targets,
-                     time_to_target)
+from scoring import (api, browser, charts, cli, logs, plots, profiles, report, stats,
+                     targets, time_to_target)
 assert callable(scoring.score_submissions) and callable(scoring.write_outputs)
 for name in scoring.__all__:
     getattr(scoring, name)
 if len(sys.argv) > 1:
     code = cli.main(["--submission_directory", sys.argv[1], "--output_dir", sys.argv[2],
-                     "--self_tuning_ruleset", "--workloads=ogbg", "--bootstrap_samples=10"])
+                     "--self_tuning_ruleset", "--workloads=ogbg", "--bootstrap_samples=10",
+                     "--static_plots"])
     assert code == 0, code
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "torch", "flax"))
 assert not bad, bad
