@@ -38,8 +38,12 @@ class FastmriData:
         seed: int,
         num_examples: int | None = None,
         start_step: int = 0,
+        **options: Any,
     ) -> Iterator[dict[str, np.ndarray]]:
-        workers = None if split == "train" else self.eval_num_workers
+        """`data.numpy_batches` (options: ``shard``, ``num_workers``); eval splits process with
+        ``eval_num_workers`` loader workers unless the framework layer sets a count."""
+        if split != "train":
+            options.setdefault("num_workers", self.eval_num_workers)
         return data.numpy_batches(
             data_dir,
             self.config,
@@ -48,7 +52,7 @@ class FastmriData:
             seed,
             num_examples,
             start_step,
-            num_workers=workers,
+            **options,
         )
 
     def check_data(self, data_dir: str) -> None:

@@ -474,6 +474,7 @@ def numpy_batches(
     num_workers: int | None = None,
     backend: str = "process",
     prefetch: int = 2,
+    shard: tuple[int, int] = (0, 1),
 ) -> ParallelBatchLoader:
     """Batches of one split (see the module docstring for the keys and the processing).
 
@@ -488,14 +489,35 @@ def numpy_batches(
         num_workers: processing workers (0: in the calling thread); default
             `algoperf.data.loader.default_num_workers`.
         backend, prefetch: as `algoperf.data.loader.ParallelBatchLoader`.
+        shard: (index, count): return only rows ``index * B / count`` to
+            ``(index + 1) * B / count`` of every global batch (one DDP rank of several); they
+            equal the same rows of the unsharded batch (each row's mask seed is its own).
 
     Train batches are infinite (last partial batch of an epoch dropped); eval batches are
     finite and padded with float32 'weights' (0 on padding).
     """
     del config
+    index, count = shard
+    if count < 1 or not 0 <= index < count or global_batch_size % count:
+        raise ValueError(
+            f"shard {shard} must be (index, count) with 0 <= index < count and the global batch "
+            f"size {global_batch_size} divisible by count"
+        )
     split_data = load_split(data_dir, split)
     fn = SliceBatchFn(split_data.target_shape)
     items = _items(split_data, split, global_batch_size, seed, num_examples, start_step)
+    if count > 1:
+        local = global_batch_size // count
+        lo, hi = index * local, (index + 1) * local
+        items = (
+            BatchItem(
+                it.files,
+                it.rows[lo:hi],
+                it.seeds[lo:hi],
+                None if it.weights is None else it.weights[lo:hi],
+            )
+            for it in items
+        )
     workers = default_num_workers() if num_workers is None else num_workers
     return ParallelBatchLoader(fn, items, num_workers=workers, prefetch=prefetch, backend=backend)
 

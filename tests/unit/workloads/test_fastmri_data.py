@@ -110,3 +110,17 @@ def test_bad_layouts_are_one_line_errors(tmp_path):
         data.load_split(tmp_path / "nothing", "train")
     with pytest.raises(ValueError, match="unknown split"):
         data.load_split(tmp_path, "dev")
+
+
+def test_shards_are_rows_of_the_global_batch(root):
+    full = next(iter(data.numpy_batches(root, None, "train", 4, seed=1, num_workers=0)))
+    for index in range(2):
+        part = next(
+            iter(data.numpy_batches(root, None, "train", 4, 1, shard=(index, 2), num_workers=0))
+        )
+        for key in full:
+            np.testing.assert_array_equal(part[key], full[key][2 * index : 2 * index + 2])
+    evals = list(data.numpy_batches(root, None, "test", 4, 0, shard=(1, 2), num_workers=0))
+    assert evals[0]["weights"].tolist() == [0.0, 0.0]  # rows 2-3 of a batch of 2 test slices
+    with pytest.raises(ValueError, match="divisible"):
+        data.numpy_batches(root, None, "train", 3, 1, shard=(0, 2))
