@@ -97,6 +97,32 @@ def default_num_workers() -> int:
     return max(1, cores - 1)
 
 
+def check_shard(shard: tuple[int, int], global_batch_size: int) -> tuple[int, int]:
+    """Rows ``(lo, hi)`` of a global batch that shard ``(index, count)`` holds; a clear error
+    when the shard is malformed or does not divide the batch."""
+    index, count = shard
+    if count < 1 or not 0 <= index < count or global_batch_size % count:
+        raise ValueError(
+            f"shard {shard} must be (index, count) with 0 <= index < count and the global batch "
+            f"size {global_batch_size} divisible by count"
+        )
+    local = global_batch_size // count
+    return index * local, (index + 1) * local
+
+
+def shard_batches(
+    batches: Iterable[Mapping[str, np.ndarray]], global_batch_size: int, shard: tuple[int, int]
+) -> Iterator[dict[str, np.ndarray]]:
+    """Shard ``(index, count)``'s rows of every global batch (views, no copy).
+
+    For families whose whole batches are cheap (in-memory arrays); loaders that decode per row
+    take the shard themselves and never build the other rows (ImageNet).
+    """
+    lo, hi = check_shard(shard, global_batch_size)
+    for batch in batches:
+        yield {k: v[lo:hi] for k, v in batch.items()}
+
+
 # Shared-memory batches ------------------------------------------------------------------------
 
 

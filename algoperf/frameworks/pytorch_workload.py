@@ -47,7 +47,7 @@ class PyTorchWorkload(ConfiguredWorkload):
 
     def _data_shard(self) -> tuple[int, int] | None:
         world = self._dist.world_size
-        if world > 1 and _takes_shard(self._numpy_batches):
+        if world > 1 and _accepts(self._numpy_batches, "shard"):
             return self._dist.rank, world
         return None
 
@@ -61,7 +61,7 @@ class PyTorchWorkload(ConfiguredWorkload):
         explicit = os.environ.get("ALGOPERF_NUM_DATA_WORKERS") or (
             split != "train" and self.eval_num_workers is not None
         )
-        if not explicit:
+        if not explicit and _accepts(self._numpy_batches, "num_workers"):
             options["num_workers"] = max(1, default_num_workers() // shard[1])
         return options
 
@@ -161,7 +161,7 @@ class PyTorchClassificationWorkload(PyTorchWorkload):
         return {"accuracy": correct, "loss": loss}
 
 
-def _takes_shard(numpy_batches: Any) -> bool:
-    """Whether a family's `_numpy_batches` accepts ``shard=(index, count)``."""
+def _accepts(numpy_batches: Any, keyword: str) -> bool:
+    """Whether a family's `_numpy_batches` takes `keyword` (``shard``, ``num_workers``)."""
     params = inspect.signature(numpy_batches).parameters.values()
-    return any(p.kind is p.VAR_KEYWORD or p.name == "shard" for p in params)
+    return any(p.kind is p.VAR_KEYWORD or p.name == keyword for p in params)

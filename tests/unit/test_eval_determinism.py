@@ -252,28 +252,51 @@ def test_ddp_ranks_decode_only_their_rows_and_match_one_process(mnist_data_dir):
 
 def test_pytorch_layer_shards_families_whose_loader_takes_shard(monkeypatch):
     """The framework layer passes ``shard`` (and splits the loader workers over the ranks) only
-    to families whose `_numpy_batches` accepts it; others decode whole batches and slice."""
+    to families whose `_numpy_batches` accepts them; others decode whole batches and slice."""
     import types
 
     from algoperf.data.loader import default_num_workers
     from algoperf.frameworks.pytorch_workload import PyTorchWorkload
 
     monkeypatch.delenv("ALGOPERF_NUM_DATA_WORKERS", raising=False)
+    base = registry.workload_class("fashion_mnist", "pytorch")
+
+    class Whole(base):
+        def _numpy_batches(
+            self, split, data_dir, global_batch_size, seed, num_examples=None, start_step=0
+        ):
+            return super()._numpy_batches(
+                split, data_dir, global_batch_size, seed, num_examples, start_step
+            )
+
     config = registry.get_config("fashion_mnist")
-    plain = registry.workload_class("fashion_mnist", "pytorch")(config)
-    sharded = _sharded_class()(config)
-    sharded.rank = 1
-    for wl in (plain, sharded):
-        wl._dist = types.SimpleNamespace(world_size=2, rank=1, device=plain.device)
-    assert plain._data_shard() is None and plain._loader_options("train") == {}
-    assert PyTorchWorkload._data_shard(sharded) == (1, 2)  # the framework layer's rule
+    whole, mnist, loader = Whole(config), base(config), _sharded_class()(config)
+    loader.rank = 1
+    for wl in (whole, mnist, loader):
+        wl._dist = types.SimpleNamespace(world_size=2, rank=1, device=whole.device)
+    assert whole._data_shard() is None and whole._loader_options("train") == {}
+    assert mnist._data_shard() == (1, 2) and mnist._loader_options("train") == {"shard": (1, 2)}
+    assert PyTorchWorkload._data_shard(loader) == (1, 2)  # the framework layer's rule
     workers = max(1, default_num_workers() // 2)
-    assert sharded._loader_options("train") == {"shard": (1, 2), "num_workers": workers}
-    sharded.eval_num_workers = 3  # an explicit eval count is kept
-    assert sharded._loader_options("validation") == {"shard": (1, 2)}
+    assert loader._loader_options("train") == {"shard": (1, 2), "num_workers": workers}
+    loader.eval_num_workers = 3  # an explicit eval count is kept
+    assert loader._loader_options("validation") == {"shard": (1, 2)}
     batch = {"weights": np.arange(8.0), "targets": np.arange(8)}
-    np.testing.assert_array_equal(plain._to_device(batch)["targets"].numpy(), [4, 5, 6, 7])
-    np.testing.assert_array_equal(sharded._local_to_device(batch)["targets"].numpy(), np.arange(8))
+    np.testing.assert_array_equal(whole._to_device(batch)["targets"].numpy(), [4, 5, 6, 7])
+    np.testing.assert_array_equal(mnist._local_to_device(batch)["targets"].numpy(), np.arange(8))
+
+
+def test_in_memory_families_shard_rows_of_the_whole_batch(mnist_data_dir):
+    """MNIST's ``shard`` returns exactly the rank's rows of the unsharded batch (train and eval)."""
+    wl = registry.workload_class("fashion_mnist", "pytorch")(registry.get_config("fashion_mnist"))
+    for split in ("train", "validation"):
+        whole = next(iter(wl._numpy_batches(split, str(mnist_data_dir), 8, 3)))
+        for rank in (0, 1):
+            part = next(iter(wl._numpy_batches(split, str(mnist_data_dir), 8, 3, shard=(rank, 2))))
+            for k, v in whole.items():
+                np.testing.assert_array_equal(part[k], v[4 * rank : 4 * rank + 4])
+    with pytest.raises(ValueError, match="divisible by count"):
+        next(iter(wl._numpy_batches("train", str(mnist_data_dir), 9, 3, shard=(0, 2))))
 
 
 # Every family: eval batch size, padding and loader workers leave the metrics bit-identical ------

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from algoperf.data.loader import shard_batches
 from algoperf.workload_config import WorkloadConfig
 from workloads.cifar import data
 
@@ -30,10 +31,15 @@ class CifarData:
         seed: int,
         num_examples: int | None = None,
         start_step: int = 0,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[dict[str, np.ndarray]]:
-        return data.numpy_batches(
+        """Train or eval batches; ``shard=(r, W)``: rank r's rows of each (the framework layer's)."""
+        batches = data.numpy_batches(
             data_dir, self.config, split, global_batch_size, seed, num_examples, start_step
         )
+        if shard == (0, 1):
+            return batches
+        return shard_batches(batches, global_batch_size, shard)
 
     def check_data(self, data_dir: str) -> None:
         """Fail before any log is written if a split cannot be read (decoded once, cached)."""

@@ -85,7 +85,7 @@ from algoperf.data.images import (
     rand_augment,
     train_crop,
 )
-from algoperf.data.loader import ParallelBatchLoader, default_num_workers
+from algoperf.data.loader import ParallelBatchLoader, check_shard, default_num_workers
 from algoperf.workload_config import WorkloadConfig
 
 DATASET = "imagenet"
@@ -365,14 +365,7 @@ def numpy_batches(
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    index, count = shard
-    if count < 1 or not 0 <= index < count or global_batch_size % count:
-        raise ValueError(
-            f"shard {shard} must be (index, count) with 0 <= index < count and the global batch "
-            f"size {global_batch_size} divisible by count"
-        )
-    local = global_batch_size // count
-    lo, hi = index * local, (index + 1) * local
+    lo, hi = check_shard(shard, global_batch_size)
     arrays = load_split(data_dir, config, split)
     paths, labels = arrays["paths"], arrays["targets"]
     train = split == "train"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from algoperf.data import iterators
+from algoperf.data.loader import shard_batches
 from workloads.mnist import data
 
 
@@ -21,11 +22,19 @@ class MnistData:
         seed: int,
         num_examples: int | None = None,
         start_step: int = 0,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[dict[str, np.ndarray]]:
+        """Train or eval batches; ``shard=(r, W)``: rank r's rows of each (the framework layer's)."""
         arrays = data.load_split(data_dir, self.config, split)
         if split == "train":
-            return iterators.train_batches(arrays, global_batch_size, seed, start_step=start_step)
-        return iterators.eval_batches(arrays, global_batch_size, num_examples)
+            batches = iterators.train_batches(
+                arrays, global_batch_size, seed, start_step=start_step
+            )
+        else:
+            batches = iterators.eval_batches(arrays, global_batch_size, num_examples)
+        if shard == (0, 1):
+            return batches
+        return shard_batches(batches, global_batch_size, shard)
 
     def is_output_params(self, param_key: str) -> bool:
         return param_key in self._output_param_keys

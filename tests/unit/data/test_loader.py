@@ -231,3 +231,16 @@ def test_background_iterator_keeps_order_reraises_and_stops():
     count = len(produced)
     time.sleep(0.3)
     assert len(produced) == count <= 5  # bounded read-ahead, and stopped
+
+
+def test_shard_batches_and_check_shard():
+    batches = [{"x": np.arange(6) + 10 * i, "w": np.ones(6)} for i in range(3)]
+    parts = [list(loader.shard_batches(iter(batches), 6, (r, 3))) for r in range(3)]
+    for i, batch in enumerate(batches):
+        np.testing.assert_array_equal(np.concatenate([p[i]["x"] for p in parts]), batch["x"])
+    assert loader.check_shard((1, 2), 8) == (4, 8)
+    for bad in ((2, 2), (-1, 2), (0, 0)):
+        with pytest.raises(ValueError, match="must be"):
+            loader.check_shard(bad, 8)
+    with pytest.raises(ValueError, match="divisible by count"):
+        loader.check_shard((0, 3), 8)
