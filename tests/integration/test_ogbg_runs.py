@@ -10,7 +10,11 @@ are marked slow.
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,3 +122,65 @@ def test_registered_config_refuses_the_fixture(framework, fixture_root):
 
     with pytest.raises(DatasetError, match=r"split_train.npy: 96 graphs.*expects 350343"):
         registry.get_workload("ogbg", framework).check_data(str(root))
+
+
+# Device counts ---------------------------------------------------------------------------------
+
+# Evaluates the fixture with a narrow GNN (fixed init) and prints the metrics as JSON (rank 0).
+_EVAL_SCRIPT = """
+import json, sys
+import numpy as np
+from algoperf import registry
+from algoperf.frameworks import pytorch as fpt
+framework, root = sys.argv[1], sys.argv[2]
+w = registry.get_workload("ogbg", framework, data_dir=root)
+w.config = w.config.variant(
+    "ogbg", model={"latent_dim": 32, "hidden_dims": (32,), "num_message_passing_steps": 2}
+)
+if framework == "jax":
+    import jax
+    rng = jax.random.PRNGKey(0)
+    devices = jax.device_count()
+else:
+    import torch
+    fpt.init(w._dist)
+    rng = np.array([0, 0], np.uint32)
+    devices = w._dist.world_size
+params, state = w.init_model_fn(rng)
+result = w.eval_model(64, params, state, rng, root, None, 0)
+if framework == "jax" or w._dist.rank == 0:
+    print("RESULT", json.dumps({"devices": devices, **result}))
+"""
+
+
+def _eval_in_subprocess(cmd: list[str], env: dict[str, str]) -> dict:
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-4000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 1, out.stdout[-2000:]
+    return json.loads(lines[0][len("RESULT ") :])
+
+
+@pytest.mark.multi_device
+@pytest.mark.parametrize("framework", ["jax", pytest.param("pytorch", marks=pytest.mark.slow)])
+def test_eval_covers_every_graph_once_on_two_devices(framework, fixture_root):
+    """Two JAX host devices / two DDP ranks (torchrun, gloo): the same graphs, each once, the
+    same metrics (relative 1e-5: only the device program's rounding may differ). The DDP case
+    (two extra processes) is marked slow."""
+    root = str(fixture_root)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    one = _eval_in_subprocess([sys.executable, "-c", _EVAL_SCRIPT, framework, root], env)
+    if framework == "jax":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        cmd = [sys.executable, "-c", _EVAL_SCRIPT, framework, root]
+    else:
+        script = Path(root) / "ogbg_eval_script.py"
+        script.write_text(_EVAL_SCRIPT)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        cmd += [str(script), framework, root]
+    two = _eval_in_subprocess(cmd, env)
+    assert (one["devices"], two["devices"]) == (1, 2)
+    assert two["validation/num_examples"] == one["validation/num_examples"] == 48
+    for key, value in one.items():
+        if key != "devices":
+            assert two[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
