@@ -71,6 +71,9 @@ class ConfiguredWorkload(spec.Workload):
     eval_accumulation: metrics.Accumulation | None = None
     # Keyword options of the `LossType`'s loss (e.g. ``{"apply_label_smoothing": False}``).
     loss_options: Mapping[str, Any] = MappingProxyType({})
+    # The loss computed when it is not the declared `loss_type` (upstream's ogbg declares
+    # SOFTMAX_CROSS_ENTROPY but computes a sigmoid loss); None: `loss_type`.
+    loss_function_type: spec.LossType | None = None
     # `LossType` -> loss function (the framework layer's `algoperf.frameworks.losses_*.LOSSES`).
     loss_functions: Mapping[spec.LossType, Callable[..., dict[str, Any]]] = MappingProxyType({})
 
@@ -158,7 +161,7 @@ class ConfiguredWorkload(spec.Workload):
     ) -> dict[str, spec.Tensor]:
         """Upstream's ``loss_fn`` contract, chosen by ``self.loss_type`` from the framework's
         losses (`algoperf.frameworks.losses_jax` / ``losses_pytorch``), with ``loss_options``."""
-        fn = self.loss_functions[self.loss_type]
+        fn = self.loss_functions[self.loss_function_type or self.loss_type]
         return fn(label_batch, logits_batch, mask_batch, label_smoothing, **self.loss_options)
 
     def has_reached_validation_target(self, eval_result: dict[str, float]) -> bool:
