@@ -480,3 +480,57 @@ def test_jax_eval_metrics_agree_across_host_device_counts(mnist_data_dir):
     assert set(results[1]) == {"accuracy", "loss"}
     for key, value in results[1].items():
         assert results[2][key] == pytest.approx(value, rel=DEVICE_COUNT_RTOL), key
+
+
+def _grouped_class(framework: str):
+    from algoperf import metrics
+
+    base = registry.workload_class("fashion_mnist", framework)
+
+    def finalize(v):
+        per_class = v.group_sums["accuracy"] / v.group_counts
+        return {
+            "error_rate": float(v.sums["errors"] / v.num_examples),  # WER-style ratio of sums
+            "balanced_accuracy": float(per_class.mean()),  # per-group statistic
+            "first_label": float(v.arrays["targets"][0]),  # concatenated in example order
+            "num_concat": float(len(v.arrays["targets"])),
+        }
+
+    class Grouped(base):
+        """Fashion-MNIST declaring every accumulation kind, with a numpy host hook."""
+
+        eval_accumulation = metrics.Accumulation(
+            means=("loss",),
+            sums=("errors",),
+            concat=("targets",),
+            group_by="targets",
+            group_sums=("accuracy",),
+            finalize=finalize,
+        )
+
+        def _host_eval_values(self, outputs, chunk):
+            return {**outputs, "errors": (outputs["accuracy"] == 0).astype(np.int64)}
+
+    return Grouped
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_declared_accumulation_through_the_workload_is_exact_and_invariant(
+    framework, mnist_data_dir
+):
+    wl, params, state = _workload(framework, _grouped_class(framework))
+    plain, p2, s2 = _workload(framework)
+    results = [
+        wl._eval_model_on_split("test", 9_999, bs, params, state, None, str(mnist_data_dir))
+        for bs in (10_000, 999, 7)
+    ]
+    assert all(r == results[0] for r in results)
+    got = results[0]
+    means = plain._eval_model_on_split("test", 9_999, 999, p2, s2, None, str(mnist_data_dir))
+    assert got["loss"] == means["loss"]
+    assert got["error_rate"] == pytest.approx(1 - means["accuracy"], abs=1e-12)
+    labels = mnist_data.load_split(
+        str(mnist_data_dir), registry.get_config("fashion_mnist"), "test"
+    )["targets"]
+    assert got["first_label"] == labels[0] and got["num_concat"] == 9_999
+    assert 0 < got["balanced_accuracy"] <= 1
