@@ -13,10 +13,10 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
-from types import ModuleType
 from typing import Any
 
 import algoperf
+from algoperf.module_alias import ExistingModuleLoader
 
 ALIAS = __name__
 TARGET = "algoperf"
@@ -25,21 +25,6 @@ TARGET = "algoperf"
 def target_name(fullname: str) -> str:
     """`algoperf.X.Y` for `algorithmic_efficiency.X.Y`."""
     return TARGET + fullname[len(ALIAS) :]
-
-
-class _AliasLoader(importlib.abc.Loader):
-    """Hands back the already imported `algoperf` module instead of executing anything."""
-
-    def __init__(self, module: ModuleType) -> None:
-        self._module = module
-        self._spec = module.__spec__
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return self._module
-
-    def exec_module(self, module: ModuleType) -> None:
-        # The import system stamps the alias spec on the module; the real one stays authoritative.
-        module.__spec__ = self._spec
 
 
 class AliasFinder(importlib.abc.MetaPathFinder):
@@ -62,7 +47,9 @@ class AliasFinder(importlib.abc.MetaPathFinder):
                 name=fullname,
             ) from None
         is_package = hasattr(module, "__path__")
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(module), is_package=is_package)
+        return importlib.machinery.ModuleSpec(
+            fullname, ExistingModuleLoader(module), is_package=is_package
+        )
 
 
 def install() -> None:

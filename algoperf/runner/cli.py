@@ -145,6 +145,13 @@ def define_flags() -> flags.FlagValues:
         "Ours: seconds between plain progress lines when stderr is not a terminal.",
         flag_values=fv,
     )
+    e(
+        "jax_layout",
+        "auto",
+        ["auto", "jit", "pmap"],
+        "Ours: JAX state/batch layout (auto = pmap for pmap-era submissions, else jit).",
+        flag_values=fv,
+    )
     return fv
 
 
@@ -218,6 +225,7 @@ def config_from_argv(argv: Sequence[str]) -> RunConfig:
         eval_num_workers=(
             fv.pytorch_eval_num_workers if fv["pytorch_eval_num_workers"].present else None
         ),
+        jax_layout=fv.jax_layout,
         timing_sync=fv.timing_sync,
         stop_on_divergence=fv.stop_on_divergence,
         profile=fv.profile,

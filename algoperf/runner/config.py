@@ -69,6 +69,8 @@ class RunConfig:
     set_pytorch_max_split_size: bool = False
     librispeech_tokenizer_vocab_path: str = ""
     log_level: str = "info"
+    # JAX layout: auto (from the submission), jit, pmap (`algoperf.frameworks.jax_pmap`).
+    jax_layout: str = "auto"
     flags: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +132,8 @@ class RunConfig:
             raise ValueError(
                 f"--progress_interval_sec must be positive, got {self.progress_interval_sec}"
             )
+        if self.jax_layout not in ("auto", "jit", "pmap", "none"):
+            raise ValueError(f"--jax_layout must be auto, jit or pmap, got {self.jax_layout!r}")
         if self.eval_num_workers is not None and self.eval_num_workers < 0:
             raise ValueError(f"eval loader workers must be >= 0, got {self.eval_num_workers}")
 

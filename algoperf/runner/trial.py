@@ -61,6 +61,7 @@ from typing import Any
 
 from algoperf import logs, random_utils, registry, tuning
 from algoperf import rng as rng_lib
+from algoperf.frameworks import jax_pmap
 from algoperf.runner import checkpoint, loop, progress, run_env, submission
 from algoperf.runner import clock as clock_lib
 from algoperf.runner.config import RunConfig
@@ -195,6 +196,7 @@ def preflight(config: RunConfig) -> Preflight:
     if config.eval_num_workers is not None:
         workload.eval_num_workers = config.eval_num_workers
     workload.check_data(str(data_dir))
+    config, workload, module = jax_pmap.apply_layout(config, module, workload)
     n_dev = _num_devices(config.framework)
     batch = submission.global_batch_size(
         module, config.workload, registry.get_base_workload_name(config.workload), n_dev
@@ -916,6 +918,8 @@ def _write_run_files(pre: Preflight, tdir: Path, seed: int, preemption: int) -> 
         "flags": all_flags,
         "num_processes": _process(config.framework).world_size,
         "num_devices": _num_devices(config.framework),
+        "jax_layout": config.jax_layout,
+        "submission_import": submission.import_record(pre.module),
         "preemption_count": preemption,
         "submission_path": str(Path(config.submission_path).resolve()),
         "submission_sha256": hashes.get(Path(config.submission_path).name),
@@ -957,6 +961,9 @@ def _model_preparer(config: RunConfig, workload: Any) -> Any:
     """
     if config.framework == "jax":
         from algoperf.frameworks import jax as fjax
+
+        if config.jax_layout == "pmap":
+            return None  # `jax_pmap.PmapWorkload.init_model_fn` replicated them already
 
         def replicate(params: Any, model_state: Any) -> tuple[Any, Any]:
             return fjax.replicate(params), fjax.replicate(model_state)
