@@ -521,16 +521,16 @@ def test_declared_accumulation_through_the_workload_is_exact_and_invariant(
     wl, params, state = _workload(framework, _grouped_class(framework))
     plain, p2, s2 = _workload(framework)
     results = [
-        wl._eval_model_on_split("test", 9_999, bs, params, state, None, str(mnist_data_dir))
-        for bs in (10_000, 999, 7)
+        wl._eval_model_on_split("test", 2_999, bs, params, state, None, str(mnist_data_dir))
+        for bs in (3_000, 999, 7)
     ]
     assert all(r == results[0] for r in results)
     got = results[0]
-    means = plain._eval_model_on_split("test", 9_999, 999, p2, s2, None, str(mnist_data_dir))
+    means = plain._eval_model_on_split("test", 2_999, 999, p2, s2, None, str(mnist_data_dir))
     assert got["loss"] == means["loss"]
     assert got["error_rate"] == pytest.approx(1 - means["accuracy"], abs=1e-12)
     labels = mnist_data.load_split(
         str(mnist_data_dir), registry.get_config("fashion_mnist"), "test"
     )["targets"]
-    assert got["first_label"] == labels[0] and got["num_concat"] == 9_999
+    assert got["first_label"] == labels[0] and got["num_concat"] == 2_999
     assert 0 < got["balanced_accuracy"] <= 1
