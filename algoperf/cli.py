@@ -7,6 +7,7 @@ one line on stderr naming the problem and the fix.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -57,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "run":
             from algoperf.runner.cli import main as run_main
+
+            if "ALGOPERF_COORDINATOR_ADDRESS" in os.environ:  # multi-process JAX
+                from algoperf.frameworks.jax import initialize_for_run
+
+                initialize_for_run(rest)
 
             return run_main(rest)
         if command == "check":

@@ -3,11 +3,18 @@
 This is upstream AlgoPerf's current layout (jit + `NamedSharding`, no pmap): parameters,
 model state and optimizer state are replicated; a batch is one global array of shape
 (global_batch_size, ...) partitioned along axis 0 over the mesh axis ``'batch'``.
+
+Several hosts (one process per host, `initialize_distributed`): the mesh spans every process's
+devices. Every process builds the same global host batch (same data, same seed), and each places
+only the rows of its own devices (`shard_batch`); replicated values are placed the same way, and
+`to_host` gathers sharded outputs (per-example eval metrics) from all processes. Process 0
+writes the logs.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import jax
@@ -18,6 +25,85 @@ from jax.sharding import PartitionSpec as P
 from algoperf import param_utils, spec
 
 MESH_AXIS = "batch"
+
+# Multi-process JAX: where the processes of one run meet (`initialize_distributed`).
+COORDINATOR_ENV = "ALGOPERF_COORDINATOR_ADDRESS"  # host:port of process 0, or "auto"
+NUM_PROCESSES_ENV = "ALGOPERF_NUM_PROCESSES"
+PROCESS_ID_ENV = "ALGOPERF_PROCESS_ID"
+
+
+def initialize_distributed() -> bool:
+    """`jax.distributed.initialize` from the environment; True when this run is multi-process.
+
+    ``ALGOPERF_COORDINATOR_ADDRESS=host:port`` with ``ALGOPERF_NUM_PROCESSES`` and
+    ``ALGOPERF_PROCESS_ID`` (what `algoperf sweep` sets on each node), or ``=auto`` to let JAX read
+    the cluster itself (SLURM: one task per node under ``srun``). Must run before anything touches
+    a JAX device; without the variable it does nothing (one process, all local devices).
+    """
+    address = os.environ.get(COORDINATOR_ENV, "").strip()
+    if not address:
+        return False
+    if jax.distributed.is_initialized():
+        return True
+    if address == "auto":
+        jax.distributed.initialize()
+        return True
+    try:
+        num = int(os.environ[NUM_PROCESSES_ENV])
+        pid = int(os.environ[PROCESS_ID_ENV])
+    except (KeyError, ValueError):
+        raise ValueError(
+            f"{COORDINATOR_ENV}={address} needs integer {NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} "
+            f"(or set {COORDINATOR_ENV}=auto under SLURM)"
+        ) from None
+    jax.distributed.initialize(address, num_processes=num, process_id=pid)
+    return True
+
+
+def initialize_for_run(argv: list[str]) -> None:
+    """`initialize_distributed` before `algoperf run`; a multi-process run needs a fixed seed.
+
+    Every process must draw the same batches and keys, so ``--rng_seed`` must be given (and not
+    0, which means "random" and would differ per process); `algoperf sweep` always passes one.
+    """
+    if not os.environ.get(COORDINATOR_ENV, "").strip():
+        return
+    seeds = [a.split("=", 1)[1] for a in argv if a.startswith("--rng_seed=")]
+    seeds += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--rng_seed"]
+    if not seeds or seeds[-1].strip() in ("", "0"):
+        raise ValueError(
+            f"a multi-process JAX run ({COORDINATOR_ENV} is set) needs --rng_seed=N (N != 0), "
+            "the same on every process"
+        )
+    initialize_distributed()
+
+
+def multi_process() -> bool:
+    return jax.process_count() > 1
+
+
+def _place_global(tree: Any, sharding: NamedSharding) -> Any:
+    """Place identical host values held by every process: each process fills its own devices."""
+
+    def place(x: Any) -> jax.Array:
+        value = np.asarray(x)
+        return jax.make_array_from_callback(value.shape, sharding, lambda idx: value[idx])
+
+    return jax.tree.map(place, tree)
+
+
+def to_host(tree: Any) -> Any:
+    """Numpy values of `tree`, gathering sharded arrays from every process when multi-process."""
+    if not multi_process():
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    def fetch(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree.map(fetch, tree)
 
 
 def configure() -> None:
@@ -56,6 +142,8 @@ def batch_sharding() -> NamedSharding:
 
 def replicate(tree: Any) -> Any:
     """Place every leaf of `tree` on all devices."""
+    if multi_process():
+        return _place_global(tree, replicate_sharding())
     return jax.device_put(tree, replicate_sharding())
 
 
@@ -74,6 +162,8 @@ def shard_batch(tree: Any) -> Any:
     beats any copy from a few hundred KB on. Values, dtypes and sharding are the same either way.
     """
     sharding = batch_sharding()
+    if multi_process():
+        return _place_global(tree, sharding)
     leaves = jax.tree.leaves(tree)
     if (
         leaves

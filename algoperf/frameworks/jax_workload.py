@@ -40,7 +40,7 @@ class JaxWorkload(ConfiguredWorkload):
     def _eval_batch(
         self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
     ) -> dict[str, np.ndarray]:
-        return jax.device_get(self._jitted_eval(params, model_state, batch, rng))
+        return fjax.to_host(self._jitted_eval(params, model_state, batch, rng))
 
     def _finish_init(self, params: Any) -> None:
         """Record param shapes and types (the `spec.Workload` contract of `init_model_fn`)."""

@@ -2,6 +2,12 @@
 
 One process per accelerator under `torchrun` (DDP is on iff ``LOCAL_RANK`` is set): NCCL on CUDA,
 gloo on CPU. Each rank sees its slice of the global batch. Nothing here runs at import time.
+
+Several hosts: start one ``torchrun`` per host with a rendezvous, e.g. under SLURM
+``srun torchrun --nnodes=$SLURM_NNODES --nproc_per_node=8 --rdzv_backend=c10d
+--rdzv_endpoint=$HEAD:29500 --rdzv_id=$SLURM_JOB_ID -m algoperf.cli run ...``. The rank of a
+process is then the global ``RANK`` (it picks its rows of the batch, and rank 0 writes the logs)
+and its device is ``cuda:<LOCAL_RANK>``; on one host the two are equal, as upstream assumes.
 """
 
 from __future__ import annotations
@@ -21,20 +27,26 @@ class DistInfo:
     """Where this process runs and how many processes share the batch."""
 
     use_ddp: bool
-    rank: int
+    rank: int  # global rank (``RANK``): rows of the batch, rank 0 writes
     world_size: int
     device: torch.device
     n_gpus: int
+    local_rank: int = 0  # rank on this host (``LOCAL_RANK``): the CUDA device index
 
 
 def setup() -> DistInfo:
-    """Detect DDP from the environment (as upstream's `pytorch_setup`), without initialising it."""
+    """Detect DDP from the environment (as upstream's `pytorch_setup`), without initialising it.
+
+    Upstream reads only ``LOCAL_RANK`` (one host); the global ``RANK`` torchrun also sets is used
+    when present, so that a multi-host run has one rank 0 and distinct batch shards.
+    """
     use_ddp = "LOCAL_RANK" in os.environ
-    rank = int(os.environ["LOCAL_RANK"]) if use_ddp else 0
+    local_rank = int(os.environ["LOCAL_RANK"]) if use_ddp else 0
+    rank = int(os.environ.get("RANK", local_rank)) if use_ddp else 0
     world_size = int(os.environ.get("WORLD_SIZE", "1")) if use_ddp else 1
     cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{rank}" if cuda else "cpu")
-    return DistInfo(use_ddp, rank, world_size, device, torch.cuda.device_count())
+    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    return DistInfo(use_ddp, rank, world_size, device, torch.cuda.device_count(), local_rank)
 
 
 def init(info: DistInfo) -> None:
