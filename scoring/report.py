@@ -265,18 +265,50 @@ def _settings_lines(result: ScoringResult) -> list[str]:
     ]
 
 
-def render_markdown(result: ScoringResult, charts: dict[str, Path], base: Path) -> str:
+Sections = list[tuple[str, str, "pd.DataFrame | None"]]
+
+
+_SUMMARY_CHARTS = ("performance_profiles", "scores")
+_CHARTS_NOTE = (
+    "Hover a curve for its label; click a legend entry to hide or show its curve. Static "
+    "PNG/SVG for papers: --static_plots."
+)
+
+
+def _chart_groups(charts: dict) -> list[tuple[int, str, list]]:
+    """(after which section, heading, chart names): the summary charts follow the scores."""
+    summary = [n for n in charts if n in _SUMMARY_CHARTS]
+    curves = [n for n in charts if n not in _SUMMARY_CHARTS]
+    groups = []
+    if summary:
+        groups.append((0, "Performance profiles and scores", summary))
+    if curves:
+        groups.append((-1, "Training curves", curves))
+    return groups
+
+
+def render_markdown(
+    result: ScoringResult, charts: dict[str, Path], base: Path, sections: Sections | None = None
+) -> str:
     """The Markdown report; chart files are referenced relative to `base`."""
     lines = ["# AlgoPerf scoring report", ""]
     lines += [f"- {line}" for line in _settings_lines(result)] + [""]
-    for title, text, table in _sections(result):
+    sections = _sections(result) if sections is None else sections
+    groups = _chart_groups(charts)
+
+    def add_charts(after: int) -> None:
+        for where, heading, names in groups:
+            if where == after:
+                lines.extend([f"## {heading}", ""])
+                for name in names:
+                    lines.extend([f"![{name}]({charts[name].relative_to(base).as_posix()})", ""])
+
+    for k, (title, text, table) in enumerate(sections):
         lines += [f"## {title}", "", text, ""]
         if table is not None:
             lines += [_markdown_table(table), ""]
-    if charts:
-        lines += ["## Charts", ""]
-        for name, path in charts.items():
-            lines += [f"![{name}]({path.relative_to(base).as_posix()})", ""]
+        add_charts(k)
+    add_charts(-1)
     return "\n".join(lines)
 
 
@@ -310,7 +342,8 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1320px; 
 .table { overflow-x: auto; max-width: 100%; margin: 0.5em 0 1.5em; }
 table { border-collapse: collapse; font-size: 0.78em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.35em; text-align: right; white-space: nowrap; }
-thead th { background: #f3f3f3; white-space: normal; vertical-align: bottom; min-width: 3.5em; }
+thead th { background: #f3f3f3; white-space: normal; overflow-wrap: anywhere; vertical-align: bottom;
+           min-width: 3.5em; }
 tbody th { text-align: left; font-weight: 600; background: #fafafa; }
 figure { margin: 0.5em 0 2em; }
 figure svg { display: block; max-width: 100%; height: auto; }
@@ -318,7 +351,9 @@ figure svg { display: block; max-width: 100%; height: auto; }
 """
 
 
-def render_html(result: ScoringResult, charts: dict[str, str]) -> str:
+def render_html(
+    result: ScoringResult, charts: dict[str, str], sections: Sections | None = None
+) -> str:
     """The self-contained HTML report: tables and inline SVG charts (no external files)."""
     parts = [
         "<!DOCTYPE html>",
@@ -330,18 +365,24 @@ def render_html(result: ScoringResult, charts: dict[str, str]) -> str:
         *(f"<li>{html.escape(line)}</li>" for line in _settings_lines(result)),
         "</ul>",
     ]
-    for title, text, table in _sections(result):
+    sections = _sections(result) if sections is None else sections
+    groups = _chart_groups(charts)
+
+    def add_charts(after: int) -> None:
+        for where, heading, names in groups:
+            if where == after:
+                parts.append(f"<h2>{html.escape(heading)}</h2>")
+                parts.append(f'<p class="note">{html.escape(_CHARTS_NOTE)}</p>')
+                for name in names:
+                    parts.append(f'<figure id="{html.escape(name)}">{charts[name]}</figure>')
+
+    for k, (title, text, table) in enumerate(sections):
         parts += [f"<h2>{html.escape(title)}</h2>", f'<p class="note">{html.escape(text)}</p>']
         if table is not None:
             parts.append(_html_table(table))
+        add_charts(k)
+    add_charts(-1)
     if charts:
-        parts += [
-            "<h2>Charts</h2>",
-            '<p class="note">Hover a curve for its label; click a legend entry to hide or show '
-            "its curve. Static PNG/SVG for papers: <code>--static_plots</code>.</p>",
-        ]
-        for name, svg in charts.items():
-            parts.append(f'<figure id="{html.escape(name)}">{svg}</figure>')
         parts.append(f"<script>{TOGGLE_SCRIPT}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -379,6 +420,9 @@ def write_outputs(
 
         static = plot_all(result, out / "plots", formats)
         written += [p for paths in static.values() for p in paths]
-    written.append(_write_text(out / "report.md", render_markdown(result, chart_files, out)))
-    written.append(_write_text(out / "report.html", render_html(result, svgs)))
+    sections = _sections(result)  # the tables, formatted once for both reports
+    written.append(
+        _write_text(out / "report.md", render_markdown(result, chart_files, out, sections))
+    )
+    written.append(_write_text(out / "report.html", render_html(result, svgs, sections)))
     return written
