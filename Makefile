@@ -7,7 +7,7 @@ DATA_DIR ?= data
 DEMO_DIR ?= demo_output
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-all bench lint format clean lock
+.PHONY: install demo test test-fast test-all bench lint format clean lock venv-jax07 test-jax07
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,24 @@ bench: $(STAMP)
 	$(PY) benchmarks/fastmri_pipeline.py
 	$(PY) benchmarks/checkpoint.py
 	$(PY) benchmarks/ddp_step.py --steps 200
+
+# Upstream's pinned JAX stack (algorithmic-efficiency pyproject: jax 0.7.0, flax 0.10.7, optax
+# 0.2.2, chex 0.1.86), so submissions written against upstream's environment run in it: a second
+# virtualenv without PyTorch, and the JAX tests run with it.
+JAX07 ?= .venv-jax07
+UPSTREAM_JAX_PINS := jax==0.7.0 jaxlib==0.7.0 flax==0.10.7 optax==0.2.2 chex==0.1.86 jraph==0.0.6.dev0
+$(JAX07)/.installed: pyproject.toml
+	test -x $(JAX07)/bin/python || $(PYTHON) -m venv $(JAX07)
+	$(JAX07)/bin/python -m pip install --quiet --upgrade pip
+	$(JAX07)/bin/python -m pip install --quiet -e '.[dev]' $(UPSTREAM_JAX_PINS)
+	touch $@
+
+venv-jax07: $(JAX07)/.installed
+
+test-jax07: $(JAX07)/.installed
+	$(JAX07)/bin/python -m pytest -q -n 2 -m "not slow" --durations=10 \
+	  tests/integration/test_upstream_submissions.py tests/unit/test_alias.py \
+	  tests/unit/runner tests/integration/test_run_cli.py -k "not pytorch"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,7 +3,8 @@
 Each submission runs unmodified, as a new user would: ``algoperf run`` in a fresh process whose
 working directory is the checkout (so module paths, relative and repository-rooted imports
 resolve as upstream resolves them), with its own ``tuning_search_space.json`` (external tuning,
-first Halton point) or none (self-tuning), evaluating every ``steps // 2`` steps.
+first Halton point) or none (self-tuning), evaluating every ``steps // 2`` steps, with the
+workload's budget lifted (``--max_runtime_sec``) so that a slow machine still runs every step.
 
     python scripts/run_upstream_submissions.py /tmp/submissions_algorithms \\
         --workload fashion_mnist --steps 40 --data_dir data
@@ -81,6 +82,7 @@ def run_one(
         f"--max_global_steps={args.steps}",
         f"--eval_every_n_steps={max(1, args.steps // 2)}",
         f"--rng_seed={args.seed}",
+        f"--max_runtime_sec={args.max_runtime_sec}",
         "--progress=false",
     ]
     space = checkout / rel.parent / "tuning_search_space.json"
@@ -167,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--framework", choices=("jax", "pytorch"), default=None, help="only these")
     parser.add_argument("--only", default=None, help="regex on the submission folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max_runtime_sec",
+        type=float,
+        default=1e5,
+        help="budget override (default: lifted, so a slow machine still runs --steps steps)",
+    )
     parser.add_argument("--timeout", type=int, default=900, help="seconds per submission")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)

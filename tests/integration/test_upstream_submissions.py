@@ -77,6 +77,7 @@ def space(tmp_path) -> Path:
 
 
 def test_v05_import_names_pytorch(mnist_data_dir, tmp_path, space, in_repo):
+    pytest.importorskip("torch")
     path = _rel(STYLES / "v05_names" / "submission.py")
     assert main(_argv("pytorch", mnist_data_dir, tmp_path, "v05", path, space)) == 0
     tdir = _trial(tmp_path, "v05", "pytorch")
@@ -199,3 +200,28 @@ def test_layout_flag_forces_and_is_checked(mnist_data_dir, tmp_path, space, in_r
     argv = _argv("jax", mnist_data_dir, tmp_path, "forced", path, space, ["--jax_layout=jit"])
     assert main(argv) == 1
     assert _record(_trial(tmp_path, "forced"))["jax_layout"] == "jit"
+
+
+JAX07_PYTHON = REPO / ".venv-jax07" / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_upstream_jax_pin_runs_both_layouts(mnist_data_dir, tmp_path, space):
+    """Upstream's pinned JAX 0.7.0 (`make venv-jax07`) runs the harness in both layouts."""
+    if not JAX07_PYTHON.exists():
+        pytest.skip("no .venv-jax07 (create it with `make venv-jax07`)")
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, 'tests/integration'); "
+        "import jax; assert jax.__version__ == '0.7.0', jax.__version__; "
+        "import test_upstream_submissions as t; "
+        "p, j = t._pmap_vs_jit(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])); "
+        "t._assert_same_numbers(p, j); print('SAME')"
+    )
+    out = subprocess.run(
+        [str(JAX07_PYTHON), "-c", code, str(mnist_data_dir), str(tmp_path), str(space)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0 and "SAME" in out.stdout, out.stderr[-3000:]
