@@ -55,10 +55,8 @@ The functions the strings name:
 defines ``FAMILY``, then every entry point of the group ``algoperf.workloads`` (installed
 packages: ``[project.entry-points."algoperf.workloads"] toy = "toy_pkg.spec"``; the value names
 a module defining ``FAMILY`` or the `Family` object itself). A family that fails to import is an
-error, never skipped. Families are listed by (`Family.rank`, name). A spec module that still
-defines only ``VARIANTS`` (no ``FAMILY``) is listed with its upstream numbers and, until it is
-converted, the implementation and dataset tables of `_LEGACY_IMPLEMENTATIONS` and
-`algoperf.data.DATASETS`.
+error, never skipped, and so is a ``spec`` module without ``FAMILY``. Families are listed by
+(`Family.rank`, name).
 """
 
 from __future__ import annotations
@@ -94,9 +92,6 @@ FIXTURE_FIELDS = (
     "num_test_examples",
     "eval_batch_size",
 )
-
-# Implementations of families whose spec.py does not declare `FAMILY` yet (transitional).
-_LEGACY_IMPLEMENTATIONS: dict[str, dict[str, str]] = {}
 
 # Upstream's base workloads, in upstream's order (used to map a variant to its base name the way
 # upstream does: the first entry that is a substring of the variant's name).
@@ -237,28 +232,13 @@ def _validate(family: Family, origin: str) -> Family:
     return family
 
 
-def _legacy_family(name: str, module: types.ModuleType) -> Family:
-    """A `Family` for a spec module that defines only ``VARIANTS`` (not converted yet)."""
-    from algoperf.data import DATASETS
-
-    variants = module.VARIANTS
-    names = dict.fromkeys(c.dataset for c in variants.values())
-    return Family(
-        name=name,
-        variants=variants,
-        implementations=_LEGACY_IMPLEMENTATIONS.get(name, {}),
-        datasets=tuple(Dataset(d, DATASETS[d]) for d in names if d in DATASETS),
-        synthetic_batch=f"workloads.{name}.data:synthetic_batch",
-    )
-
-
-def _from_module(module: types.ModuleType, origin: str, legacy_name: str | None) -> Family | None:
+def _from_module(module: types.ModuleType, origin: str) -> Family:
     family = getattr(module, "FAMILY", None)
-    if family is not None:
-        return _validate(family, origin)
-    if legacy_name is not None and hasattr(module, "VARIANTS"):
-        return _validate(_legacy_family(legacy_name, module), origin)
-    return None
+    if family is None:
+        raise RegistrationError(
+            f"{origin} defines no FAMILY; declare one as the docstring of algoperf.registry shows"
+        )
+    return _validate(family, origin)
 
 
 def _builtin_families() -> list[Family]:
@@ -271,9 +251,7 @@ def _builtin_families() -> list[Family]:
         spec_name = f"workloads.{info.name}.spec"
         if importlib.util.find_spec(spec_name) is None:
             continue  # e.g. workloads/common: shared code, no family
-        family = _from_module(importlib.import_module(spec_name), spec_name, info.name)
-        if family is not None:
-            found.append(family)
+        found.append(_from_module(importlib.import_module(spec_name), spec_name))
     return found
 
 
@@ -285,10 +263,9 @@ def _entry_point_families() -> list[Family]:
             obj = ep.load()
         except Exception as e:
             raise RegistrationError(f"{origin} cannot be imported: {type(e).__name__}: {e}") from e
-        family = obj if isinstance(obj, Family) else _from_module(obj, origin, None)
-        if family is None:
-            raise RegistrationError(f"{origin}: the module defines no FAMILY")
-        found.append(_validate(family, origin))
+        found.append(
+            _validate(obj, origin) if isinstance(obj, Family) else _from_module(obj, origin)
+        )
     return found
 
 

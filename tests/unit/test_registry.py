@@ -400,3 +400,20 @@ def test_539m_parameters_are_counted_without_allocating_them(framework, tmp_path
     count, grown_mb = (int(x) for x in out.stdout.split())
     assert count == 539_008_000
     assert grown_mb < 300, f"counting grew the process by {grown_mb} MB (the table is 2,156 MB)"
+
+
+def test_spec_without_family_is_an_error(tmp_path, monkeypatch):
+    extra = tmp_path / "extra_workloads"
+    package = _write_family(extra, "nofamily", "nofamily", "nofamily", under="workloads.")
+    text = (package / "spec.py").read_text()
+    (package / "spec.py").write_text(text[: text.index("FAMILY = Family(")])
+    monkeypatch.setattr(workloads, "__path__", [*workloads.__path__, str(extra)])
+    registry.clear_cache()
+    try:
+        with pytest.raises(
+            registry.RegistrationError, match=r"workloads\.nofamily\.spec defines no"
+        ):
+            registry.families()
+    finally:
+        monkeypatch.undo()
+        _forget(("workloads.nofamily",))

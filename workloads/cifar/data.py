@@ -353,7 +353,7 @@ def prepare_dataset(
     progress: bool = True,
     **kwargs: object,
 ) -> Path:
-    """`algoperf datasets prepare cifar10` entry (the `algoperf.data.DATASETS` signature).
+    """`algoperf datasets prepare cifar10` entry (the `algoperf.registry.Dataset` prepare signature).
 
     CIFAR-10 has no offline source, so `offline_fallback` has no effect.
     """

@@ -885,7 +885,7 @@ def prepare_dataset(
     progress: bool = True,
     **kwargs: Any,
 ) -> Path:
-    """`algoperf datasets prepare imagenet` entry (the `algoperf.data.DATASETS` signature).
+    """`algoperf datasets prepare imagenet` entry (the `algoperf.registry.Dataset` prepare signature).
 
     The archives are looked up in their default places (see `prepare`); `offline_fallback` has
     no effect (the ILSVRC2012 files are never downloaded).
