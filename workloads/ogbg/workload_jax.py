@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jraph
 import numpy as np
 
@@ -71,11 +70,3 @@ class OgbgWorkload(OgbgData, JaxWorkload):
 
     def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         return fjax.shard_batch(to_graphs_tuple(batch))
-
-    def _per_example_metrics(
-        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
-    ) -> dict[str, jax.Array]:
-        logits, _ = self.model_fn(
-            params, batch, model_state, spec.ForwardPassMode.EVAL, rng, False, 0.0
-        )
-        return {"logits": logits}

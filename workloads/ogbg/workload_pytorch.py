@@ -87,11 +87,3 @@ class OgbgWorkload(OgbgData, PyTorchWorkload):
             n_edge=tensors["n_edge"],
         )
         return {"inputs": graph, "targets": tensors["targets"], "weights": tensors["weights"]}
-
-    def _per_example_metrics(
-        self, params: Any, model_state: Any, batch: dict[str, Any], rng: Any
-    ) -> dict[str, torch.Tensor]:
-        logits, _ = self.model_fn(
-            params, batch, model_state, spec.ForwardPassMode.EVAL, rng, False, 0.0
-        )
-        return {"logits": logits}
