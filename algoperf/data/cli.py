@@ -181,13 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _list(root: Path, datasets: dict[str, registry.Dataset]) -> int:
     width = max(len(name) for name in datasets)
+    path_width = max(len(str(root / name)) for name in datasets)
     print(f"data root: {root}")
     for name, decl in datasets.items():
         status = manifest_status(root / name)
         if registry.fixture_overrides(name, root / name) is not None:
             status = "fixture"
-        line = f"{name:<{width}}  {status:<10}  {root / name}"
-        print(f"{line}  {decl.description}" if decl.description else line)
+        line = f"{name:<{width}}  {status:<10}  {root / name!s:<{path_width}}  {decl.description}"
+        print(line.rstrip())
     return 0
 
 
