@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from algoperf import registry
+from algoperf import logs, registry
 from algoperf.cli import main
+from scoring.logs import read_logs
+from scoring.targets import load_targets
 
 HERE = Path(__file__).parent
 SUBMISSIONS = HERE / "submissions"
@@ -94,7 +96,12 @@ def test_run_writes_upstream_logs(framework, mnist_data_dir, tmp_path, capsys):
         assert meta["rng_seed"] == 3
         flags = json.loads((tdir / "flags_0.json").read_text())
         assert flags["framework"] == framework and flags["workload"] == "fashion_mnist"
+        assert tuple(flags) == logs.UPSTREAM_FLAGS and flags["rng_seed"] == 3
+        assert isinstance(flags["torch_compile"], bool)
         record = json.loads((tdir / "run_record.json").read_text())
+        expected_sync = "every_step" if framework == "pytorch" else "eval_points"
+        assert record["timing_sync"] == expected_sync and record["flags"]["timing_sync"] == "auto"
+        assert "XLA_FLAGS" in record["environment_variables"]
         assert (
             record["submission_sha256"] and (tdir / "submission" / f"adam_{framework}.py").exists()
         )
@@ -108,6 +115,64 @@ def test_run_writes_upstream_logs(framework, mnist_data_dir, tmp_path, capsys):
     h2 = json.loads((wdir / "trial_2" / "hparams.json").read_text())
     assert h1 != h2
     assert "time to target" in capsys.readouterr().out
+    # The scorer's reader (the one that reads the published logs) reads ours.
+    read = read_logs({"ours": [str(exp)]}, load_targets("dev"))  # exp/<study>/<workload>
+    assert len(read.trials) == 2 and list(read.trials["n_evals"]) == [len(rows)] * 2
+    assert read.evals["score"].notna().all()
+
+
+def _self_tuning_argv(framework, data_dir, exp, *extra):
+    return [
+        "run",
+        f"--framework={framework}",
+        "--workload=fashion_mnist",
+        f"--submission_path={SUBMISSIONS / f'selftune_{framework}.py'}",
+        "--tuning_ruleset=self",
+        f"--experiment_dir={exp}",
+        "--experiment_name=self",
+        f"--data_dir={data_dir}",
+        "--max_global_steps=20",
+        "--progress=false",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_self_tuning_ruleset_end_to_end(framework, mnist_data_dir, tmp_path):
+    """trial_1 only, no hparams.json, hyperparameters None, budget x1.5, wall-clock train_state."""
+    exp = tmp_path / "exp"
+    assert main(_self_tuning_argv(framework, mnist_data_dir, exp)) == 0
+    wdir = exp / "self" / f"fashion_mnist_{framework}"
+    assert [p.name for p in wdir.glob("trial_*")] == ["trial_1"]
+    tdir = wdir / "trial_1"
+    assert not (tdir / "hparams.json").exists()
+    record = json.loads((tdir / "run_record.json").read_text())
+    budget = registry.get_config("fashion_mnist").max_allowed_runtime_sec
+    assert record["tuning_ruleset"] == "self" and record["budget_sec"] == 1.5 * budget
+    assert record["result"]["status"] == "finished" and record["result"]["global_step"] == 20
+    flags = json.loads((tdir / "flags_0.json").read_text())
+    assert flags["tuning_ruleset"] == "self" and flags["tuning_search_space"] is None
+    assert flags["rng_seed"] is None  # drawn, as upstream; the seed is in meta_data and the record
+    meta = json.loads((tdir / "meta_data_0.json").read_text())
+    assert meta["rng_seed"] == record["rng_seed"]
+    with (tdir / "eval_measurements.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["global_step"] == "1" and rows[-1]["global_step"] == "20"
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_profile_and_trace_land_in_the_trial_directory(framework, mnist_data_dir, tmp_path):
+    exp = tmp_path / "exp"
+    extra = ["--profile", "--max_global_steps=3"]
+    if framework == "jax":
+        extra.append("--capture_jax_trace")
+    assert main(_self_tuning_argv(framework, mnist_data_dir, exp, *extra)) == 0
+    tdir = exp / "self" / f"fashion_mnist_{framework}" / "trial_1"
+    assert "(train_once)" in (tdir / "profile.txt").read_text()  # the trial, by cumulative time
+    if framework == "jax":
+        assert any(p.is_file() for p in (tdir / "traces").rglob("*"))
+    record = json.loads((tdir / "run_record.json").read_text())
+    assert record["profile"] is True and record["capture_jax_trace"] is (framework == "jax")
 
 
 def _bad(capsys, argv):
