@@ -182,3 +182,27 @@ def test_resume_reuses_the_seed_the_trials_started_with(tmp_path):
         trial._resolve_seed(_config(resume_last_run=True, rng_seed=5), plans)
     # Not resuming: the flag (or a fresh draw) as usual.
     assert trial._resolve_seed(_config(rng_seed=5), plans) == 5
+
+
+def test_tokenizer_path_reaches_librispeech_workloads_only(tmp_path, monkeypatch):
+    assert trial._workload_kwargs(_config()) == {}
+    with pytest.raises(trial.RunError, match="librispeech workloads only"):
+        trial._workload_kwargs(_config(librispeech_tokenizer_vocab_path="spm.vocab"))
+
+    class Speech:
+        def __init__(self, config=None, tokenizer_vocab_path=None):
+            pass
+
+    monkeypatch.setattr(trial.registry, "workload_class", lambda name, framework: Speech)
+    missing = _config(
+        workload="librispeech_conformer", librispeech_tokenizer_vocab_path=str(tmp_path / "no")
+    )
+    with pytest.raises(trial.RunError, match="no such file"):
+        trial._workload_kwargs(missing)
+    vocab = tmp_path / "spm.vocab"
+    vocab.write_text("x")
+    found = _config(workload="librispeech_conformer", librispeech_tokenizer_vocab_path=str(vocab))
+    assert trial._workload_kwargs(found) == {"tokenizer_vocab_path": str(vocab)}
+    monkeypatch.setattr(trial.registry, "workload_class", lambda name, framework: type("W", (), {}))
+    with pytest.raises(trial.RunError, match="takes no tokenizer path"):
+        trial._workload_kwargs(found)
