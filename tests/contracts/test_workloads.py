@@ -8,6 +8,8 @@ covered as soon as its family declares it.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,23 @@ def test_every_registered_workload_has_consistent_config():
         assert config.base_name in registry.all_configs()
         assert config.eval_period_time_sec > 0 and config.max_allowed_runtime_sec > 0
         assert config.num_eval_train_examples > 0 and config.num_validation_examples > 0
+
+
+@pytest.mark.parametrize("family", list(registry.families().values()), ids=lambda f: f.name)
+def test_every_implemented_family_declares_what_the_suite_needs(family):
+    """Counts for every workload, synthetic batches, and a dataset with a fixture writer."""
+    if not family.implementations:
+        pytest.skip(f"{family.name} is listed with upstream's numbers only (no implementation)")
+    missing = [n for n in family.variants if n not in family.param_counts]
+    assert not missing, f"declare upstream's parameter counts of {', '.join(missing)}"
+    assert family.synthetic_batch is not None
+    registry.load_target(family.synthetic_batch)  # the string names a real function
+    for target in family.implementations.values():
+        module = target.partition(":")[0]
+        assert importlib.util.find_spec(module) is not None, f"{target}: no such module"
+    datasets = {d.name: d for d in family.datasets}
+    assert {c.dataset for c in family.variants.values()} <= set(datasets)
+    assert all(d.fixture for d in datasets.values()), "every dataset needs a fixture writer"
 
 
 @pytest.mark.parametrize(("name", "framework"), CASES)
