@@ -420,6 +420,15 @@ def _train_seeds(base_seed: int, positions: np.ndarray) -> np.ndarray:
     return np.asarray([train_seed(base_seed, int(p)) for p in positions], dtype=np.int64)
 
 
+def _item(
+    files: Sequence[str], rows: np.ndarray, seeds: np.ndarray, weights: np.ndarray | None
+) -> BatchItem:
+    """A work item naming only the files its rows read (items are pickled to the workers)."""
+    used, local = np.unique(rows[:, 0], return_inverse=True)
+    compact = np.stack([local.reshape(-1), rows[:, 1]], axis=1).astype(np.int64)
+    return BatchItem(tuple(files[int(f)] for f in used), compact, seeds, weights)
+
+
 def _items(
     split_data: Split,
     split: str,
@@ -435,9 +444,7 @@ def _items(
         )
         for b in batches:
             idx = b["index"]
-            yield BatchItem(
-                split_data.files, split_data.examples[idx], _train_seeds(seed, idx), None
-            )
+            yield _item(split_data.files, split_data.examples[idx], _train_seeds(seed, idx), None)
         return
     total = n if num_examples is None else int(num_examples)
     if split == "eval_train":
@@ -459,7 +466,7 @@ def _items(
             rows = np.concatenate([rows, np.zeros((pad, 2), np.int64)])
             s = np.concatenate([s, np.zeros((pad, 2), np.int64)])
             weights = np.concatenate([weights, np.zeros(pad, np.float32)])
-        yield BatchItem(split_data.files, rows, s, weights)
+        yield _item(split_data.files, rows, s, weights)
 
 
 def numpy_batches(

@@ -124,3 +124,16 @@ def test_shards_are_rows_of_the_global_batch(root):
     assert evals[0]["weights"].tolist() == [0.0, 0.0]  # rows 2-3 of a batch of 2 test slices
     with pytest.raises(ValueError, match="divisible"):
         data.numpy_batches(root, None, "train", 3, 1, shard=(0, 2))
+
+
+def test_process_workers_give_the_same_batches(root):
+    """The default backend: work items and the batch function are pickled to worker processes."""
+    inline = _collect(iter(data.numpy_batches(root, None, "train", 4, 9, num_workers=0)), 2)
+    loader = data.numpy_batches(root, None, "train", 4, 9, num_workers=1, backend="process")
+    try:
+        pooled = _collect(iter(loader), 2)
+    finally:
+        loader.close()
+    for a, b in zip(inline, pooled):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
