@@ -99,8 +99,12 @@ class Plan:
 
     @property
     def sweep_dir(self) -> Path:
-        """Where the sweep keeps its own records (job states, events, job logs)."""
-        return self.experiment_dir / ".sweep"
+        """Where the sweep keeps its own records (job states, events, job logs).
+
+        Beside the experiment directory, not in it: upstream's scoring treats every entry of the
+        directory it scores as a submission.
+        """
+        return self.experiment_dir.with_name(self.experiment_dir.name + ".sweep")
 
 
 @dataclasses.dataclass(frozen=True)

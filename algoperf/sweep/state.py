@@ -1,7 +1,8 @@
 """What a sweep has done: trial outcomes, job records, and the `algoperf sweep status` table.
 
 Truth about a trial is its own ``status.json`` (written by `algoperf run`): ``finished`` and
-``diverged`` are done. The sweep adds, under ``<experiment_dir>/.sweep/``:
+``diverged`` are done. The sweep adds, in ``<experiment_dir>.sweep/`` (beside the logs, so that
+scoring never sees it):
 
 * ``jobs/<job>.json``: the job's latest state (``running`` with pid and host, or how it ended:
   exit status and reason), written atomically;
