@@ -324,6 +324,32 @@ def _assert_identical(results):
         assert metrics == first, f"eval case (batch size, workers) {case} changed the metrics"
 
 
+def _two_rank_eval(wl, split, n, params, state, data_dir):
+    """The eval as two DDP ranks would run it (each decoding only its rows), in one process."""
+    parts = {}
+
+    def run(rank):
+        wl._data_shard = lambda: (rank, 2)
+        wl._eval_num_shards = lambda: 2
+
+        def gather(local):
+            parts[rank] = local
+            if rank == 1:
+                raise _CapturedError
+            return [parts[0], parts[1]]
+
+        wl._gather_eval_parts = gather
+        return wl._eval_model_on_split(split, n, 1, params, state, None, str(data_dir))
+
+    with pytest.raises(_CapturedError):
+        run(1)
+    try:
+        return run(0)
+    finally:
+        for name in ("_data_shard", "_eval_num_shards", "_gather_eval_parts"):
+            delattr(wl, name)
+
+
 def _init(wl, framework):
     rng_lib.configure_process(framework)
     key = rng_lib.train_rngs(rng_lib.trial_rng(5, framework, "external")).model_init
@@ -390,7 +416,12 @@ def test_imagenet_eval_is_invariant_including_loader_workers(framework, tmp_path
     wl = registry.workload_class("imagenet_resnet", framework)(config)
     params, state = _init(wl, framework)
     cases = [(6, 0), (4, 0), (1, 0), (5, 2)]
-    _assert_identical(_evals(wl, params, state, "validation", 6, tmp_path / "data", cases))
+    results = _evals(wl, params, state, "validation", 6, tmp_path / "data", cases)
+    _assert_identical(results)
+    if framework == "pytorch":  # two DDP ranks, each decoding only its rows of every chunk
+        wl.eval_num_workers = 0
+        two = _two_rank_eval(wl, "validation", 6, params, state, tmp_path / "data")
+        assert two == results[(6, 0)]
 
 
 @pytest.mark.parametrize("framework", ["jax", "pytorch"])
