@@ -161,7 +161,13 @@ def submitit_executor(plan: Plan, kind: str) -> Any:
     sub = _require_submitit()
     cluster = {"slurm": "slurm", "submitit_local": "local", "debug": "debug"}[kind]
     folder = plan.sweep_dir / "submitit" / "%j"
-    executor = sub.AutoExecutor(folder=folder, cluster=cluster)
+    try:
+        extra = {"slurm_max_num_timeout": plan.slurm.max_requeues} if cluster == "slurm" else {}
+        executor = sub.AutoExecutor(folder=folder, cluster=cluster, **extra)
+    except RuntimeError as e:  # no srun on this machine
+        raise ValueError(
+            f"executor {kind}: {e} Run the sweep on a SLURM login node, or use --executor local"
+        ) from None
     s = plan.slurm
     params: dict[str, Any] = {
         "timeout_min": s.time_limit_min,
@@ -173,7 +179,6 @@ def submitit_executor(plan: Plan, kind: str) -> Any:
             nodes=s.nodes,
             tasks_per_node=1,
             gpus_per_node=s.gpus_per_node,
-            slurm_max_num_timeout=s.max_requeues,
         )
         for key, value in (
             ("slurm_partition", s.partition),

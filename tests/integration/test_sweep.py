@@ -293,3 +293,57 @@ def test_submitit_local_executor_kill_and_resume(tmp_path, small_data):
     assert again.returncode == 0, out
     assert "1 to run" in out
     _check_resumed_sweep(path, killed_trial=2, kept=[1, 3])
+
+
+# SLURM parameters and multi-node launch commands --------------------------------------------------
+
+
+def test_slurm_executor_gets_the_plans_resources(tmp_path, small_data, monkeypatch):
+    pytest.importorskip("submitit")
+    from algoperf.sweep import executors
+
+    path = write_plan(tmp_path, small_data)
+    path.write_text(
+        path.read_text()
+        + '\n[slurm]\npartition = "gpu"\nnodes = 2\ngpus_per_node = 8\ntime_limit_min = 600\n'
+        + 'array_parallelism = 4\nsetup = ["module load cuda"]\nmax_requeues = 5\n'
+    )
+    plan = plan_lib.load_plan(path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ValueError, match="use --executor local"):
+        executors.submitit_executor(plan, "slurm")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))
+    slurm = executors.submitit_executor(plan, "slurm")._executor
+    assert slurm.max_num_timeout == 5
+    params = slurm.parameters
+    assert (params["partition"], params["nodes"], params["ntasks_per_node"]) == ("gpu", 2, 1)
+    assert (params["gpus_per_node"], params["time"], params["array_parallelism"]) == (8, 600, 4)
+    assert params["setup"] == ["module load cuda"]
+
+
+def test_multi_node_launch_commands(tmp_path, small_data):
+    from algoperf.sweep.job import Launch, command
+
+    plan = plan_lib.load_plan(write_plan(tmp_path, small_data, frameworks='["jax", "pytorch"]'))
+    jax_job, torch_job = plan_lib.expand(plan)[0], plan_lib.expand(plan)[3]
+    assert (jax_job.framework, torch_job.framework) == ("jax", "pytorch")
+    launch = Launch(nproc_per_node=8, nnodes=2, node_rank=1, master_addr="node7", rdzv_id="42")
+    argv, env = command(torch_job, launch)
+    assert argv[1:3] == ["-m", "torch.distributed.run"]
+    assert "--nnodes=2" in argv and "--rdzv_endpoint=node7:29500" in argv
+    assert "--nproc_per_node=8" in argv and "--rdzv_id=42" in argv and env == {}
+    assert argv[-1] == "--resume_last_run"
+    argv, env = command(jax_job, launch)
+    assert "torch.distributed.run" not in argv
+    assert env == {
+        "ALGOPERF_COORDINATOR_ADDRESS": "node7:29500",
+        "ALGOPERF_NUM_PROCESSES": "2",
+        "ALGOPERF_PROCESS_ID": "1",
+    }
+    argv, _ = command(torch_job, Launch(nproc_per_node=2))
+    assert "--standalone" in argv and "--nnodes=2" not in argv
+    assert command(torch_job, Launch())[0][1:4] == ["-m", "algoperf.cli", "run"]
