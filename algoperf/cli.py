@@ -17,7 +17,7 @@ commands:
   run        train a submission on a workload (upstream submission_runner.py flags)
   check      validate a submission without training it: algoperf check PATH [--workloads ...]
   score      score a directory of logs (upstream score_submissions.py flags)
-  datasets   prepare or list datasets: algoperf datasets prepare NAME --data_dir DIR
+  datasets   prepare or list datasets: algoperf datasets prepare NAME [--fixture] --data_dir DIR
   workloads  list every registered workload and variant (--params adds parameter counts)
   sweep      run a study plan as many runs, locally or on SLURM: algoperf sweep [run|status] PLAN
 
