@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
+from pathlib import Path
 
 import pytest
 
+from algoperf import registry
 from algoperf.runner import cli, loop, trial
 from algoperf.runner.config import RunConfig
 
@@ -206,3 +209,44 @@ def test_tokenizer_path_reaches_librispeech_workloads_only(tmp_path, monkeypatch
     monkeypatch.setattr(trial.registry, "workload_class", lambda name, framework: type("W", (), {}))
     with pytest.raises(trial.RunError, match="takes no tokenizer path"):
         trial._workload_kwargs(found)
+
+
+def test_environment_is_set_before_the_framework_initialises(monkeypatch):
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_MEM_FRACTION", raising=False)
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # restored afterwards
+    seen = {}
+
+    class StopError(Exception):
+        pass
+
+    def configure_process(framework):
+        seen["fraction"] = trial.os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION")
+        raise StopError
+
+    monkeypatch.setattr(trial.registry, "workload_class", lambda name, framework: object)
+    monkeypatch.setattr(trial.rng_lib, "configure_process", configure_process)
+    with pytest.raises(StopError):
+        trial.preflight(_config(workload="imagenet_vit"))
+    assert seen["fraction"] == "0.80"
+
+
+def test_skip_evals_is_not_applied_under_self_tuning():
+    assert trial._skip_evals(_config(skip_evals=True)) is False  # _config is self-tuning
+    external = _config(tuning_ruleset="external", tuning_search_space="s.json", skip_evals=True)
+    assert trial._skip_evals(external) is True
+
+
+def test_time_to_target_uses_the_scorers_comparison():
+    """A row exactly at the target counts for the scorer (>=), unlike the runner's stop (>)."""
+    config = registry.get_config("mnist")
+    target = config.validation_target_value
+    workload = types.SimpleNamespace(
+        target_metric_name="accuracy", validation_target_value=target, config=config
+    )
+    rows = [(1, {"validation/accuracy": target - 0.01, "score": 1.0})]
+    rows.append((2, {"validation/accuracy": target, "score": 2.0}))
+    state = loop.TrainState(accumulated_eval_time=1.0)
+    result = loop.LoopResult(3.0, 2, rows, state, "budget", 10.0)
+    summary = trial._summarize(0, Path("t"), result, workload, "finished", 0)
+    assert summary.time_to_target == 2.0
+    assert not trial.scoring_hits(math.nan, target, True)
