@@ -8,9 +8,11 @@ space, a missing dataset) is found in `preflight`, before any directory is creat
 
 * ``finished``: stopped at the targets, the budget, ``max_global_steps`` or a
   ``TrainingCompleteError``;
-* ``diverged``: a NaN or infinity in an eval row or in a loss the submission logged through
-  ``workload.metrics_logger``; the next trial runs;
-* ``failed``: an exception once training had begun; ``failure.txt`` holds the traceback (first
+* ``diverged``: only with ``--stop_on_divergence`` (upstream trains on): a NaN or infinity in an
+  eval row or in a loss the submission logged through ``workload.metrics_logger``; the next
+  trial runs;
+* ``failed``: an exception once training had begun (except a ``RuntimeError`` inside an eval,
+  which is logged while training continues, as upstream); ``failure.txt`` holds the traceback (first
   line: what happened, out-of-memory said plainly); the next trial runs. Under DDP the run stops
   instead (after one rank raised, the ranks cannot be trusted to meet in the same collectives);
 * ``preempted``: SIGTERM: the loop finishes its step (and an eval due at it), saves a
