@@ -20,7 +20,8 @@ pmap-era submissions call and JAX 0.6 removed: aliases of the same `jax.tree_uti
 The layout is chosen per run (``--jax_layout``): ``auto`` (default) picks ``pmap`` when the
 submission's source calls ``pmap`` or ``jax_utils.replicate``, else ``jit``; the chosen layout is
 in the run record. Single-process only (upstream's pmap runner fed each host its local devices;
-multi-host pmap runs are refused with a clear error).
+multi-host pmap runs are refused with a clear error), and graph batches (ogbg) only on one
+device: their leaves index nodes globally, so they cannot be split along axis 0.
 """
 
 from __future__ import annotations
@@ -177,7 +178,17 @@ class PmapWorkload:
 
     def _build_input_queue(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped workload's batches, each reshaped to ``(devices, per_device, ...)``."""
+        import jax
+
         for batch in self._workload._build_input_queue(*args, **kwargs):
+            inputs = batch.get("inputs") if isinstance(batch, dict) else None
+            if jax.local_device_count() > 1 and hasattr(inputs, "senders"):
+                # Graph batches index nodes globally; splitting their leaves would cut edges.
+                raise ValueError(
+                    f"{self._workload.workload_name}: the pmap layout splits batches along "
+                    "axis 0, which graph batches do not allow on several devices; run on one "
+                    "device or pass --jax_layout=jit"
+                )
             yield shard_batch(batch)
 
     def eval_model(
