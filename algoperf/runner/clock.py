@@ -1,4 +1,7 @@
-"""The runner's clock: device work is synchronised before time is read; DDP ranks agree on the max.
+"""The runner's clock: `now` waits for device work before reading, `peek` does not; DDP ranks agree.
+
+Which readings wait is the loop's policy (`algoperf.runner.loop`: every step end by default, as
+upstream's ``get_time()``; only eval-eligible points with ``--timing_sync=eval_points``).
 
 Readings are in upstream's clock domain (seconds since the epoch, comparable with
 ``time.time()``, so a submission that reads ``train_state`` times sees what upstream gives it),
