@@ -5,8 +5,8 @@ every chunk's per-example values to an `Accumulator`, built from the family's de
 `Accumulation`. The accumulator keeps, for the chunk's real rows only (padding dropped):
 
 * ``means`` / ``sums``: per-example values of any trailing shape (a loss, BLEU's n-gram match
-  counts, WER's edit and word counts) summed exactly over the split. Floats are summed with
-  ``math.fsum`` over *all* per-example values at the end (correctly rounded, so independent of
+  counts, WER's edit and word counts) summed exactly over the split, streaming in constant
+  memory (`ExactSum`: the correctly rounded sum of all per-example values, so independent of
   chunking, order, batch size and device count); integers in int64. A ``means`` key is also
   reported as its sum divided by the split's example count (upstream's per-example means);
 * ``concat``: per-example arrays concatenated in example order (predictions, labels and masks for
@@ -119,7 +119,11 @@ class Accumulator:
     def __init__(self, spec: Accumulation) -> None:
         self.spec = spec
         self.num_examples = 0
-        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in spec.keys}
+        # Sums stream (constant memory); only what must be concatenated or grouped is kept.
+        self._sums = {k: ExactSum() for k in dict.fromkeys((*spec.means, *spec.sums))}
+        group = (spec.group_by,) if spec.group_by else ()
+        kept = (*spec.concat, *group, *spec.group_sums)
+        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in kept}
 
     def add(self, values: Mapping[str, Any], rows: np.ndarray | None = None) -> None:
         """Keep the rows where `rows` is True (all rows when None) of every declared key.
@@ -144,7 +148,10 @@ class Accumulator:
                 count = len(value)
             elif len(value) != count:
                 raise ValueError(f"eval value {key!r} has {len(value)} rows, others {count}")
-            self._parts[key].append(value)
+            if key in self._sums:
+                self._sums[key].add(value)
+            if key in self._parts:
+                self._parts[key].append(value)
         self.num_examples += count or 0
 
     def _joined(self, key: str) -> np.ndarray:
@@ -156,7 +163,7 @@ class Accumulator:
     def values(self) -> SplitValues:
         """The split's exact sums, concatenated arrays and per-group sums."""
         spec = self.spec
-        sums = {k: exact_sum(self._joined(k)) for k in dict.fromkeys((*spec.means, *spec.sums))}
+        sums = {k: acc.value() for k, acc in self._sums.items()}
         arrays = {k: self._joined(k) for k in spec.concat}
         groups = np.zeros((0,), np.int64)
         counts = np.zeros((0,), np.int64)
@@ -190,16 +197,99 @@ class Accumulator:
         return out
 
 
+# Exact float sums: every finite float64 is ``m * 2**(e - 53)`` with an integer |m| < 2**53
+# (`np.frexp`); m is split into 26-bit halves whose per-exponent sums `np.bincount` computes
+# exactly in float64 (for up to 2**26 rows per call), and the halves are added into Python
+# integers. The split's sum is then one big integer over a power of two, which Python's int
+# division rounds correctly: the correctly rounded sum, in a few vectorised passes and
+# constant memory however many values stream in.
+_EXP_BINS = 2100  # frexp exponents of float64, -1073..1024, shifted by 1074
+_EXP_SHIFT = 1074
+_HALF = 26
+_MAX_ROWS = 1 << 26
+
+
+class ExactSum:
+    """Streaming, correctly rounded sum over the leading axis of float or integer arrays."""
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, ...] | None = None
+        self._integer = True
+        self._ints: np.ndarray | None = None  # int64 column sums (integer inputs)
+        self._bins: list[dict[int, int]] = []  # per column: exponent bin -> exact integer sum
+        self._nonfinite: np.ndarray | None = None  # float64 sum of the non-finite values
+
+    def add(self, values: np.ndarray) -> None:
+        """Add every row of `values` (shape (n, *per_example_shape))."""
+        values = np.asarray(values)
+        shape = values.shape[1:]
+        if self._shape is None:
+            self._shape = shape
+            width = int(np.prod(shape, dtype=np.int64))
+            self._bins = [{} for _ in range(width)]
+            self._ints = np.zeros(width, np.int64)
+            self._nonfinite = np.zeros(width, np.float64)
+        elif shape != self._shape:
+            raise ValueError(f"exact sum: per-example shape {shape}, earlier {self._shape}")
+        flat = values.reshape(len(values), len(self._bins))
+        if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
+            self._ints += flat.astype(np.int64).sum(axis=0)
+            return
+        self._integer = False
+        for start in range(0, len(flat), _MAX_ROWS):
+            self._add_floats(flat[start : start + _MAX_ROWS].astype(np.float64))
+
+    def _add_floats(self, flat: np.ndarray) -> None:
+        finite = np.isfinite(flat)
+        if not finite.all():
+            with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in any sum
+                self._nonfinite += np.where(finite, 0.0, flat).sum(axis=0)
+            flat = np.where(finite, flat, 0.0)
+        mantissa, exponent = np.frexp(flat)
+        m = (mantissa * float(1 << 53)).astype(np.int64)
+        hi = m >> _HALF
+        lo = m - (hi << _HALF)
+        cols = flat.shape[1]
+        index = (exponent + _EXP_SHIFT) + _EXP_BINS * np.arange(cols)[None, :]
+        size = _EXP_BINS * cols
+        hi_sums = np.bincount(index.ravel(), weights=hi.ravel().astype(np.float64), minlength=size)
+        lo_sums = np.bincount(index.ravel(), weights=lo.ravel().astype(np.float64), minlength=size)
+        for flat_bin in np.nonzero((hi_sums != 0) | (lo_sums != 0))[0].tolist():
+            col, b = divmod(flat_bin, _EXP_BINS)
+            exact = (int(hi_sums[flat_bin]) << _HALF) + int(lo_sums[flat_bin])
+            self._bins[col][b] = self._bins[col].get(b, 0) + exact
+
+    def value(self) -> np.ndarray:
+        """The sums: int64 for integer inputs only, else correctly rounded float64."""
+        if self._shape is None:
+            return np.zeros((), np.float64)
+        if self._integer:
+            return self._ints.reshape(self._shape)
+        out = np.empty(len(self._bins), np.float64)
+        for col, bins in enumerate(self._bins):
+            total = sum(v << b for b, v in bins.items()) + (
+                int(self._ints[col]) << (53 + _EXP_SHIFT)
+            )
+            try:
+                out[col] = total / (1 << (53 + _EXP_SHIFT))
+            except OverflowError:
+                out[col] = math.inf if total > 0 else -math.inf
+        nonfinite = self._nonfinite
+        with np.errstate(invalid="ignore"):
+            out = np.where(nonfinite != 0, out + nonfinite, out)
+        out = np.where(np.isnan(nonfinite), np.nan, out)
+        return out.reshape(self._shape)
+
+
 def exact_sum(values: np.ndarray) -> np.ndarray:
     """Sum over the leading axis, exactly: int64 for integers, correctly rounded float64 else.
 
     Correct rounding makes the result independent of the order and grouping of the values.
     """
     values = np.asarray(values)
-    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
-        return values.astype(np.int64).sum(axis=0)
-    if len(values) == 0:
+    acc = ExactSum()
+    acc.add(values.reshape(len(values), *values.shape[1:]) if values.ndim else values[None])
+    out = acc.value()
+    if len(values) == 0 and not (values.dtype == bool or np.issubdtype(values.dtype, np.integer)):
         return np.zeros(values.shape[1:], np.float64)
-    flat = values.astype(np.float64).reshape(len(values), -1)
-    out = np.array([math.fsum(flat[:, j].tolist()) for j in range(flat.shape[1])])
-    return out.reshape(values.shape[1:])
+    return out

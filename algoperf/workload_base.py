@@ -19,8 +19,8 @@ batch size, the padding of the last batch, or the number of loader workers:
   once; device memory is bounded by the chunk;
 * per-example values come back to the host, padding rows are dropped (`_eval_example_rows`),
   and an `algoperf.metrics.Accumulator` built from the family's ``eval_accumulation`` keeps
-  exact sums (``math.fsum`` over all per-example float64 values at the end: correctly rounded,
-  independent of order and chunking), arrays concatenated in example order, and exact
+  exact sums (streamed, the correctly rounded sum of all per-example values: independent of
+  order and chunking), arrays concatenated in example order, and exact
   per-group sums, which its ``finalize`` turns into metrics in numpy (see `algoperf.metrics`
   for the declaration, with an example);
 * every split must count exactly its number of examples (checked).
