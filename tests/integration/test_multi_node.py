@@ -23,26 +23,11 @@ import pytest
 
 from algoperf.cli import main
 from tests.integration.test_multi_device import _argv, _assert_same_trajectory
+from tests.integration.test_multi_device import space as space  # the fixture
 
 pytestmark = pytest.mark.multi_device
 
 REPO = Path(__file__).resolve().parents[2]
-POINT = {
-    "dropout_rate": 0.0,
-    "label_smoothing": 0.1,
-    "learning_rate": 3e-4,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.999,
-    "weight_decay": 0.01,
-    "warmup_factor": 0.05,
-}
-
-
-@pytest.fixture
-def space(tmp_path):
-    path = tmp_path / "space.json"
-    path.write_text(json.dumps([POINT]))
-    return path
 
 
 def _free_port() -> int:
