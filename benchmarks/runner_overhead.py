@@ -45,6 +45,7 @@ from algoperf import random_utils, registry  # noqa: E402
 from algoperf import rng as rng_lib  # noqa: E402
 from algoperf.runner import clock as clock_lib  # noqa: E402
 from algoperf.runner import submission as submission_lib  # noqa: E402
+from algoperf.runner.config import RunConfig  # noqa: E402
 from algoperf.runner.loop import LiveStatus, LoopSettings, train_once  # noqa: E402
 from algoperf.runner.trial import StopGuard  # noqa: E402
 from algoperf.tuning import generate_search, load_search_space  # noqa: E402
@@ -94,7 +95,21 @@ def bench(
     batch_size = submission_lib.global_batch_size(module, "mnist", "mnist", 1)
     clock = clock_lib.for_framework(framework)
     trial_rng = rng_lib.trial_rng(0, framework, "external")
-    settings = LoopSettings(budget_sec=1e9, data_dir=str(data_dir), max_global_steps=steps)
+    # The timing policy `algoperf run` uses by default (--timing_sync=auto).
+    sync_every_step = RunConfig(
+        framework=framework,
+        workload="mnist",
+        submission_path="-",
+        experiment_dir="-",
+        experiment_name="-",
+        tuning_ruleset="self",
+    ).sync_every_step
+    settings = LoopSettings(
+        budget_sec=1e9,
+        data_dir=str(data_dir),
+        max_global_steps=steps,
+        sync_every_step=sync_every_step,
+    )
 
     def runner() -> float:
         # As `algoperf run` calls it: stop flags polled every step, a live status updated.
