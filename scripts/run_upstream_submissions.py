@@ -110,6 +110,11 @@ def run_one(
         return row
     row["seconds"] = round(time.perf_counter() - start, 1)
     tdir = exp_dir / name / f"{args.workload}_{framework}" / "trial_1"
+    return read_trial(row, tdir, proc.returncode, proc.stderr)
+
+
+def read_trial(row: dict[str, Any], tdir: Path, returncode: int, stderr: str) -> dict[str, Any]:
+    """Fill `row` from a trial directory (run record, status, eval rows, failure)."""
     record = _read_json(tdir / "run_record.json")
     row["layout"] = record.get("jax_layout", "")
     status = _read_json(tdir / "status.json").get("status", "")
@@ -117,11 +122,11 @@ def run_one(
     if rows:
         row["first"] = f"{float(rows[0]['train/loss']):.4f}@{rows[0]['global_step']}"
         row["last"] = f"{float(rows[-1]['train/loss']):.4f}@{rows[-1]['global_step']}"
-    row["ran"] = proc.returncode == 0 and status == "finished"
+    row["ran"] = returncode == 0 and status == "finished"
     if not row["ran"]:
         failure = tdir / "failure.txt"
-        text = failure.read_text() if failure.exists() else proc.stderr
-        row["reason"] = _last_line(text)[:300] or f"exit status {proc.returncode}"
+        text = failure.read_text() if failure.exists() else stderr
+        row["reason"] = _last_line(text)[:300] or f"exit status {returncode}"
     return row
 
 
@@ -197,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         if row is None:
             continue
         rows.append(row)
+        if args.json:  # after every row: an interrupted sweep keeps what it measured
+            args.json.write_text(json.dumps(rows, indent=1))
         print(
             f"[{i + 1}/{len(subs)}] {row['submission']}: "
             + ("ran" if row["ran"] else f"FAILED: {row['reason']}"),
@@ -204,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     print(format_table(rows))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
     return 0
 
 
