@@ -126,7 +126,9 @@ def read_trial(row: dict[str, Any], tdir: Path, returncode: int, stderr: str) ->
     if not row["ran"]:
         failure = tdir / "failure.txt"
         text = failure.read_text() if failure.exists() else stderr
-        row["reason"] = _last_line(text)[:300] or f"exit status {returncode}"
+        line = _last_line(text)
+        # The runner's one-line errors end with the cause: keep that part.
+        row["reason"] = line.rsplit(" failed: ", 1)[-1][:300] or f"exit status {returncode}"
     return row
 
 
