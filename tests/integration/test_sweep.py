@@ -218,7 +218,9 @@ def test_local_executor_kill_and_resume(tmp_path, small_data):
     _wait_for(
         lambda: state.trial_done(wdir / "trial_1") and _has_checkpoint(wdir / "trial_2"), proc
     )
+    running = state.trial_rows(plan_lib.expand(plan_lib.load_plan(path))[1])[0]
     proc.send_signal(signal.SIGTERM)
+    assert running.state == "running" and running.detail.startswith("pid "), running
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, out
     assert "rerun `algoperf sweep run" in out
