@@ -8,7 +8,9 @@ Trees scored (``--trees``):
   submissions x 5 studies x 14 workloads (8 base + 6 held-out) x 5 trials = 3,850
   ``eval_measurements.csv`` with upstream's columns for each workload and an eval every
   ``eval_period_time_sec`` of the budget (about 76 MB), scored as version 0.5. ``--scale K``
-  multiplies the submissions (K = 10: 110 submissions, 38,500 files) for the scale check.
+  multiplies the submissions (K = 10: 110 submissions, 38,500 files) for the scale check;
+* any ``--tree DIR@VERSION``, e.g. the published v0.5 logs from upstream's
+  ``previous_leaderboards/algoperf_v05/logs/external_tuning@0.5``.
 
 Commands, each a fresh process, run in turn (A B C A B C ...) ``--repeats`` times so that load
 from other processes hits them alike:
@@ -21,13 +23,14 @@ from other processes hits them alike:
   with a reason otherwise. Upstream needs absl-py, pandas, matplotlib, scipy and tabulate
   importable by ``--upstream_python``.
 
-Printed per tree: median and range of wall time and peak memory (max RSS) per command, the two
-ratios upstream / ours, and the largest score difference between upstream and ours.
+Printed per tree: median and range of wall time, median CPU time (user + system, workers
+included) and peak memory (max RSS) per command, the ratios upstream / ours of both times, and
+the largest score difference between upstream and ours.
 
 Usage::
 
     python benchmarks/scoring_speed.py [--upstream PATH] [--upstream_python PY] [--repeats 5]
-        [--trees fixtures,generated] [--scale 1] [--keep DIR]
+        [--trees fixtures,generated] [--scale 1] [--keep DIR] [--tree DIR@VERSION]
 """
 
 from __future__ import annotations
@@ -175,8 +178,12 @@ def _ours_command() -> list[str]:
     return [sys.executable, "-m", "algoperf.cli", "score"]
 
 
-def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
-    """Run `cmd` to completion; returns (wall seconds, peak RSS in MiB); fails loudly."""
+def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float, float]:
+    """Run `cmd` to completion; returns (wall s, CPU s, peak RSS in MiB); fails loudly.
+
+    CPU time is user + system of the process and the worker processes it waited for: on a
+    shared machine it varies far less with other load than wall time does.
+    """
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: chatty commands cannot block
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -188,7 +195,7 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, flo
             tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]
             raise SystemExit(f"error: {' '.join(cmd[:4])} ... failed: {tail[0]}")
     per_mb = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes / KiB
-    return wall, usage.ru_maxrss / per_mb
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / per_mb
 
 
 def _upstream_checkout(path: Path, tmp: Path) -> Path:
@@ -240,7 +247,7 @@ def bench_tree(
     name: str, root: Path, version: str, args: argparse.Namespace, tmp: Path
 ) -> dict[str, float]:
     """Time every command on one tree, alternating; print and return the median times."""
-    out = tmp / f"out_{name}"
+    out = tmp / f"out_{name.replace(' ', '_').replace(',', '')}"
     base = [
         *_ours_command(),
         f"--submission_directory={root}",
@@ -274,20 +281,30 @@ def bench_tree(
             checkout,
         )
     times: dict[str, list[float]] = {k: [] for k in commands}
+    cpu: dict[str, list[float]] = {k: [] for k in commands}
     memory: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(args.repeats):
         for label, (cmd, env, cwd) in commands.items():
-            wall, rss = _run(cmd, cwd, env)
+            wall, cpu_s, rss = _run(cmd, cwd, env)
             times[label].append(wall)
+            cpu[label].append(cpu_s)
             memory[label].append(rss)
     print(f"[{name}] {root} (benchmark version {version}, {args.repeats} alternating runs each)")
     for label in commands:
-        print(f"  {label:<16} {_summary(times[label])}, peak memory {max(memory[label]):.0f} MB")
+        print(
+            f"  {label:<16} {_summary(times[label])}, CPU {statistics.median(cpu[label]):.2f}s, "
+            f"peak memory {max(memory[label]):.0f} MiB"
+        )
     med = {k: statistics.median(v) for k, v in times.items()}
     if "upstream" in med:
+        mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         print(
-            f"  speedup over upstream: {med['upstream'] / med['ours']:.1f}x with every output, "
-            f"{med['upstream'] / med['ours --no_plots']:.1f}x without plots"
+            f"  speedup over upstream (wall): {med['upstream'] / med['ours']:.1f}x with every "
+            f"output, {med['upstream'] / med['ours --no_plots']:.1f}x without plots"
+        )
+        print(
+            f"  speedup over upstream (CPU):  {mcpu['upstream'] / mcpu['ours']:.1f}x with every "
+            f"output, {mcpu['upstream'] / mcpu['ours --no_plots']:.1f}x without plots"
         )
         theirs = pd.read_csv(out / "upstream" / "scores.csv", index_col=0)["score"]
         mine = pd.read_csv(out / "ours" / "scores.csv", index_col=0)["score"]
@@ -313,14 +330,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1, help="x the 11 generated submissions")
     parser.add_argument("--fixtures", type=Path, default=FIXTURE_LOGS, help="v0.6 logs")
     parser.add_argument("--keep", type=Path, help="write the generated tree here and keep it")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="DIR@VERSION",
+        help="also score this log tree as this benchmark version, e.g. the published v0.5 "
+        "logs: previous_leaderboards/algoperf_v05/logs/external_tuning@0.5 (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     trees = {t.strip() for t in args.trees.split(",") if t.strip()}
     if unknown := trees - {"fixtures", "generated"}:
         parser.error(f"unknown --trees {sorted(unknown)}")
 
+    extra = []
+    for spec in args.tree:
+        path, sep, version = spec.rpartition("@")
+        if not sep or not Path(path).is_dir():
+            parser.error(f"--tree {spec!r}: expected an existing DIR@VERSION")
+        extra.append((Path(path), version))
+
     with tempfile.TemporaryDirectory(prefix="scoring_speed_") as tmp_name:
         tmp = Path(tmp_name)
+        for path, version in extra:
+            bench_tree(path.name, path, version, args, tmp)
         if "fixtures" in trees:
             if args.fixtures.is_dir():
                 bench_tree("v0.6 fixture logs", args.fixtures, "0.6", args, tmp)

@@ -1,6 +1,6 @@
 """Scoring of AlgoPerf logs: upstream's leaderboard rules, faster, with uncertainty.
 
-Pure Python on numpy/pandas/scipy (matplotlib only for plots); never imports jax or torch.
+Pure Python on numpy/pandas (matplotlib only for static plots); never imports jax or torch.
 
 Typical use::
 
@@ -9,7 +9,7 @@ Typical use::
     result = scoring.score_submissions("logs/external_tuning", benchmark_version="0.6")
     result.scores            # DataFrame: score, ci_low, ci_high, ... per submission
     result.time_to_targets   # DataFrame: submissions x workloads, seconds (inf = missed)
-    scoring.write_outputs(result, "scoring_results")   # CSVs, plots, report.md/.html
+    scoring.write_outputs(result, "scoring_results")   # CSVs, charts, report.md/.html
 
 Lower-level pieces: `read_logs` (IO), `score_logs` (math on parsed logs), the rule functions in
 `scoring.time_to_target`, `scoring.profiles` and `scoring.stats`, and `load_targets`.
