@@ -127,7 +127,7 @@ class PyTorchWorkload(ConfiguredWorkload):
         """Move to this rank's device; wrap in DDP when several processes share the batch."""
         model.to(self.device)
         if self._dist.use_ddp and dist.is_initialized():
-            device_ids = [self._dist.rank] if self.device.type == "cuda" else None
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         return model
 
