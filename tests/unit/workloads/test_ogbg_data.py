@@ -34,17 +34,33 @@ def prepared(tmp_path_factory):
 
 @pytest.fixture()
 def server(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving tmp_path (it ignores Range: a fresh transfer)."""
+    """A local HTTP server on 127.0.0.1 serving tmp_path, honouring ``Range: bytes=N-``; yields
+    (base URL, list of the Range headers it received)."""
+    ranges: list[str | None] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):  # quiet
             pass
 
+        def do_GET(self):
+            ranges.append(self.headers.get("Range"))
+            path = Path(self.translate_path(self.path))
+            spec = self.headers.get("Range", "")
+            if not spec.startswith("bytes=") or not path.is_file():
+                return super().do_GET()
+            body = path.read_bytes()
+            start = int(spec[len("bytes=") :].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+
     handler = functools.partial(Handler, directory=str(tmp_path))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", ranges
     httpd.shutdown()
     thread.join()
 
@@ -87,24 +103,27 @@ def test_prepare_is_idempotent_and_needs_no_network_once_done(prepared):
     assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == before
 
 
-def test_prepare_downloads_over_http_past_a_stale_partial_file(tmp_path, server, monkeypatch):
+def test_prepare_downloads_over_http_and_resumes_a_partial_file(tmp_path, server, monkeypatch):
+    url, ranges = server
     fx = testing.write_archive(tmp_path / "pcba.zip", num_train=20, num_valid=5, num_test=5)
     root = tmp_path / "data"
     part = root / "ogbg" / "pcba.zip.part"
     part.parent.mkdir(parents=True)
-    part.write_bytes(fx.archive.read_bytes()[: fx.size // 2])  # an interrupted earlier transfer
-    source = testing.fixture_source(fx, urls=(f"{server}/pcba.zip",))
+    half = fx.size // 2
+    part.write_bytes(fx.archive.read_bytes()[:half])  # an interrupted earlier transfer
+    source = testing.fixture_source(fx, urls=(f"{url}/pcba.zip",))
     monkeypatch.setattr(data, "SOURCE", source)
     # The user's command: `algoperf datasets prepare ogbg`.
     assert data_cli.main(["prepare", "ogbg", f"--data_dir={root}", "--quiet"]) == 0
     assert (root / "ogbg" / "pcba.zip").read_bytes() == fx.archive.read_bytes()
     assert not part.exists()
+    assert ranges == [f"bytes={half}-"]  # only the missing half was transferred
     assert data.load(root).num_graphs == 30
 
 
 def test_prepare_refuses_a_corrupt_archive(tmp_path, server):
     fx = testing.write_archive(tmp_path / "pcba.zip", num_train=4, num_valid=2, num_test=2)
-    bad = data.Source(urls=(f"{server}/pcba.zip",), sha256="0" * 64, size=fx.size)
+    bad = data.Source(urls=(f"{server[0]}/pcba.zip",), sha256="0" * 64, size=fx.size)
     with pytest.raises(DownloadError, match="sha256"):
         data.prepare(tmp_path / "data", source=bad, progress=False)
     assert not (tmp_path / "data" / "ogbg" / "pcba.zip").exists()
