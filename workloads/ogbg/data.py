@@ -15,7 +15,7 @@ test}.csv.gz`` (graph indices). `prepare` converts them once into ``<data_dir>/o
     num_nodes.npy     int32 (G,)       nodes per graph
     num_edges.npy     int32 (G,)       directed edges per graph (twice the raw count)
     labels.npy        float32 (G, 128) the 128 binary tasks, NaN where unmeasured
-    split_{train,validation,test}.npy  int32 sorted graph indices (scaffold split; TFDS order)
+    split_{train,validation,test}.npy  int32 graph indices of the scaffold split, sorted
 
 Sizes: train 350,343, validation 43,793, test 43,793 graphs (checked against the config).
 
@@ -33,7 +33,8 @@ labels and padding graphs).
 Train order: an endless stream of epoch permutations (``default_rng([seed, epoch])``, every graph
 once per epoch; upstream shuffles with a 2^15-graph buffer), so batch ``k`` is a function of
 ``(seed, k)`` and ``start_step`` resumes by replaying only the packing arithmetic. Eval splits are
-covered in index order, every graph exactly once (see `eval_shards`).
+covered in index order, every graph exactly once (see `eval_groups`); upstream reads TFDS's
+record order, which only decides which graphs its device-dependent eval covers (README).
 """
 
 from __future__ import annotations
