@@ -110,6 +110,29 @@ def test_prepare_resumes_and_rejects_bad_volumes(tmp_path):
         data.prepare(tmp_path / "empty", progress=False)
 
 
+def test_datasets_cli_prepares_the_nyu_archives_with_upstreams_split_rule(tmp_path):
+    """``algoperf datasets prepare fastmri --fastmri_{train,val}_tar``: 101 validation volumes,
+    so the default rule (first 100 sorted files = validation) leaves one for the test split."""
+    from algoperf.data import cli as data_cli
+
+    archives = data.write_archives(
+        tmp_path / "nyu", train_volumes=2, val_volumes=101, slices=1, kspace_shape=(32, 24),
+        target_shape=(16, 16),
+    )  # fmt: skip
+    argv = [
+        "prepare",
+        "fastmri",
+        f"--data_dir={tmp_path / 'd'}",
+        f"--fastmri_train_tar={archives['train']}",
+        f"--fastmri_val_tar={archives['val']}",
+        "--quiet",
+    ]
+    assert data_cli.main(argv) == 0
+    sizes = {s: len(data.load_split(tmp_path / "d", s)) for s in ("train", "validation", "test")}
+    assert sizes == {"train": 2, "validation": 100, "test": 1}
+    assert data_cli.main(argv) == 0  # idempotent
+
+
 @pytest.mark.parametrize(("name", "framework"), RUN_CASES)
 def test_nadamw_runs_end_to_end(name, framework, fastmri_root, monkeypatch, tmp_path):
     use_config(monkeypatch, name, fastmri_root)
