@@ -107,11 +107,11 @@ def test_character_budget_is_upstreams(lines):
 
 
 def test_bad_input_errors(tokenizer, tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.model"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.model"):
         Tokenizer.load(tmp_path / "missing.model")
     junk = tmp_path / "junk.model"
     junk.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="junk.model: not a SentencePiece model"):
+    with pytest.raises(ValueError, match=r"junk\.model: not a SentencePiece model"):
         Tokenizer.load(junk)
     with pytest.raises(ValueError, match="newline"):
         train_sentencepiece(["A B\nC"])
