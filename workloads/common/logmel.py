@@ -343,6 +343,9 @@ def log_mel(
 
     Returns:
         features: float64 (..., num_frames, num_bins); frame paddings (..., num_frames) or None.
+
+    Memory: a few float64 copies of the frames, about 30 MB per 320,000-sample utterance; feed
+    large batches in slices.
     """
     audio = np.asarray(audio)
     if paddings is not None and np.shape(paddings) != audio.shape:
