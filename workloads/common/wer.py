@@ -12,6 +12,12 @@ whose reference is empty counts 0 words. Upstream's JAX workload pads short eval
 rows of paddings 1.0 and counts ``len(''.split(' ')) == 1`` reference word for each;
 ``empty_reference_words=1`` in `word_error_counts` reproduces that figure for comparison.
 
+Upstream's JAX ``collapse_and_remove_blanks`` has a further flaw that this decoding does not
+copy: its scatter resets the batch's first output position to the batch's first non-blank
+token, so when the first row of an eval batch decodes to nothing (all blanks, as early in
+training) it receives the first token of a later row (checked by running upstream's function
+on frames ``[[0,0,0], [0,5,0]]``: row 0 becomes ``[5]``). PyTorch's decoding has no such flaw.
+
 The framework layer takes the argmax on the device (`greedy_ctc_decode` also accepts logits)
 and hands back ``(frame_ids, frame_paddings)``; everything after is host numpy.
 """
