@@ -9,7 +9,7 @@ point's re-runs, so a trial reaches it about half of the time. Budgets are short
 ``--max_runtime_sec`` (runs that reach both targets stop early anyway). PyTorch runs use one
 intra-op thread: for a model this small on a CPU that is faster, and insensitive to other load. Everything lands in
 ``--output_dir``: ``logs/<algo>_<framework>/study_0/fashion_mnist_<framework>/trial_<k>/`` and
-``scores/`` (tables, plots, report).
+``scores/`` (tables, charts, report).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(("score", str(code)))
     print(f"\nlogs:   {logs}")
     if score_main is not None:
-        print(f"scores: {scores} (scores.csv, time_to_targets.csv, plots, report.html)")
+        print(f"scores: {scores} (scores.csv, time_to_targets.csv, charts/, report.html)")
     print(f"demo finished in {time.perf_counter() - start:.0f}s")
     if failures:
         print(f"failed: {failures}", file=sys.stderr)
