@@ -56,9 +56,10 @@ $(JAX07)/.installed: pyproject.toml
 venv-jax07: $(JAX07)/.installed
 
 test-jax07: $(JAX07)/.installed
-	$(JAX07)/bin/python -m pytest -q -n 2 -m "not slow" --durations=10 \
-	  tests/integration/test_upstream_submissions.py tests/unit/test_alias.py \
-	  tests/unit/runner tests/integration/test_run_cli.py -k "not pytorch"
+	$(JAX07)/bin/python -m pytest -q -n 2 --durations=10 \
+	  tests/integration/test_upstream_submissions.py tests/unit/test_alias.py
+	$(JAX07)/bin/python -m pytest -q -n 2 -m "not slow" -k "jax" \
+	  tests/integration/test_run_cli.py tests/unit/runner/test_loop.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
