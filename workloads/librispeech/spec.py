@@ -1,5 +1,7 @@
 """LibriSpeech 960h speech recognition: Conformer and DeepSpeech and their variants (upstream numbers)."""
 
+import dataclasses
+
 from algoperf.registry import Family
 from algoperf.spec import LossType
 from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
@@ -33,8 +35,10 @@ CONFORMER = WorkloadConfig(
     environment={**JAX_MEMORY_FRACTION, "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"},
 )
 
-DEEPSPEECH = CONFORMER.variant(
-    "librispeech_deepspeech",
+# Built with `dataclasses.replace`, not `variant`, so that no conformer model option is inherited.
+DEEPSPEECH = dataclasses.replace(
+    CONFORMER,
+    name="librispeech_deepspeech",
     base_name="librispeech_deepspeech",
     validation_target_value=0.119936,
     test_target_value=0.074143,
@@ -47,6 +51,7 @@ DEEPSPEECH = CONFORMER.variant(
         "activation": "relu",
         "use_residual": True,
         "layernorm_everywhere": False,
+        "enable_decoder_layer_norm": True,
         "freq_mask_count": 2,
         "time_mask_count": 10,
     },
@@ -94,7 +99,12 @@ VARIANTS = {
         ),
         DEEPSPEECH.variant(
             "librispeech_deepspeech_norm_and_spec_aug",
-            model={"layernorm_everywhere": True, "freq_mask_count": 4, "time_mask_count": 15},
+            model={
+                "layernorm_everywhere": True,
+                "enable_decoder_layer_norm": False,
+                "freq_mask_count": 4,
+                "time_mask_count": 15,
+            },
             eval_batch_size=128,
             validation_target_value=0.14342,
             test_target_value=0.090976,
