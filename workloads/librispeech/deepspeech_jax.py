@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from workloads.common.flax_dropout import dropout
 from workloads.librispeech import frontend_jax
 from workloads.librispeech.deepspeech_param_map import (
     BATCH_NORM_EPSILON,
@@ -37,15 +38,6 @@ from workloads.librispeech.deepspeech_param_map import (
     LAYER_NORM_EPSILON,
     deepspeech_options,
 )
-
-
-def _dropout(module: nn.Module, x: jax.Array, train: bool, rate: Any) -> jax.Array:
-    """Inverted dropout at `rate` in training; a concrete zero rate needs no mask."""
-    if not train or (isinstance(rate, int | float) and rate == 0):
-        return x
-    keep = 1.0 - rate
-    mask = jax.random.bernoulli(module.make_rng("dropout"), keep, x.shape)
-    return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
 def _activation(name: str):
@@ -170,7 +162,7 @@ class Subsample(nn.Module):
             y, paddings = Conv2dSubsampling(o["encoder_dim"], o["activation"])(y, paddings)
         y = y.reshape(y.shape[0], y.shape[1], -1)
         y = nn.Dense(o["encoder_dim"], kernel_init=nn.initializers.xavier_uniform())(y)
-        return _dropout(self, y, train, dropout_rate), paddings
+        return dropout(self, y, train, dropout_rate), paddings
 
 
 def _norm(options: Mapping[str, Any], x, paddings, train: bool):
@@ -198,7 +190,7 @@ class FeedForwardModule(nn.Module):
         x = _norm(o, x, paddings, train)
         x = nn.Dense(o["encoder_dim"], kernel_init=nn.initializers.xavier_uniform())(x)
         x = _activation(o["activation"])(x) * (1.0 - paddings)[..., None]
-        return _dropout(self, x, train, dropout_rate)
+        return dropout(self, x, train, dropout_rate)
 
 
 class Deepspeech(nn.Module):
