@@ -169,6 +169,8 @@ class ConfiguredWorkload(spec.Workload):
         return self.config.reached(eval_result[key], self.validation_target_value)
 
     def has_reached_test_target(self, eval_result: dict[str, float]) -> bool:
+        if self.config.num_test_examples is None:
+            return False  # no test split (finewebedu_lm): nothing to reach
         key = f"test/{self.target_metric_name}"
         return self.config.reached(eval_result[key], self.test_target_value)
 

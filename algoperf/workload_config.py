@@ -36,7 +36,12 @@ class WorkloadConfig:
         family: package under ``workloads/`` holding the data pipeline and models.
         dataset: dataset key used by ``algoperf datasets`` and as the default sub-directory.
         target_metric_name: metric the targets refer to, without the split prefix.
-        validation_target_value / test_target_value: targets (strict comparison in the runner).
+        validation_target_value / test_target_value: targets (strict comparison in the runner
+            unless `target_inclusive`).
+        target_inclusive: the runner counts a value equal to the target as reached (upstream's
+            ``<=`` for finewebedu_lm; every other upstream workload compares strictly).
+        scoring_validation_target_value: the target in the scoring targets files when upstream's
+            scoring set differs from its runner (finewebedu_lm: 22.2995 vs 22.432); None: the same.
         loss_type: the `LossType` of ``loss_fn``.
         max_allowed_runtime_sec: external-tuning budget in seconds (self-tuning multiplies it).
         eval_period_time_sec: minimum seconds of wall time between untimed evals.
@@ -90,6 +95,8 @@ class WorkloadConfig:
     notes: str = ""
     torch_compile_model: bool = True
     torch_compile_loss: bool = False
+    target_inclusive: bool = False
+    scoring_validation_target_value: float | None = None
     environment: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType(dict(UPSTREAM_ENVIRONMENT))
     )
@@ -125,7 +132,9 @@ class WorkloadConfig:
         return self.max_allowed_runtime_sec * (self_tuning_factor if self_tuning else 1.0)
 
     def reached(self, value: float, target: float) -> bool:
-        """Strict runner comparison of a metric value against a target."""
+        """Runner comparison of a metric value against a target (strict unless inclusive)."""
+        if self.target_inclusive:
+            return value >= target if self.maximize else value <= target
         return value > target if self.maximize else value < target
 
     def variant(self, name: str, **changes: Any) -> WorkloadConfig:

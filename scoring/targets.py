@@ -315,7 +315,11 @@ def generate(version: str) -> dict[str, Any]:
         workloads[name] = {
             "base_workload": c.base_name,
             "target_metric_name": c.target_metric_name,
-            "validation_target_value": c.validation_target_value,
+            "validation_target_value": (
+                c.validation_target_value
+                if c.scoring_validation_target_value is None
+                else c.scoring_validation_target_value
+            ),
             "maximize": not metric_is_minimized(f"validation/{c.target_metric_name}"),
             "step_hint": step_hint,
             "max_allowed_runtime_sec": budget,
