@@ -26,12 +26,12 @@ NADAMW = REPO / "submissions" / "baselines" / "nadamw"
 DEFAULT = {("mnist", "pytorch"), ("fashion_mnist", "jax"), ("cifar10", "pytorch")}
 
 
-def _workload_of(dataset: str) -> str:
-    """The first implemented base workload reading `dataset`."""
+def _workload_of(dataset: str) -> str | None:
+    """The first implemented base workload reading `dataset` (None: none implemented yet)."""
     for name, config in registry.all_configs().items():
         if config.dataset == dataset and registry.implemented_frameworks(name):
             return name
-    raise AssertionError(f"no implemented workload reads {dataset}")
+    return None
 
 
 def _cases() -> list:
@@ -83,6 +83,8 @@ def test_fixture_then_run(dataset, framework, submission, tmp_path, capsys):
     assert f"{dataset}: fixture ready in {root / dataset}" in capsys.readouterr().out
     recorded = json.loads((root / dataset / registry.FIXTURE_FILE).read_text())["config"]
     name = _workload_of(dataset)
+    if name is None:
+        pytest.skip(f"the {dataset} fixture is written, but no workload reading it is implemented")
     sized = registry.get_config(name, root)
     for field in ("num_train_examples", "num_validation_examples", "num_test_examples"):
         assert getattr(sized, field) == recorded[field] < getattr(registry.get_config(name), field)

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from algoperf.registry import Family
+from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
@@ -113,5 +113,25 @@ VARIANTS = {
     )
 }
 
-# Listed with upstream's numbers; no implementation or dataset yet.
-FAMILY = Family(name="librispeech", variants=VARIANTS)
+# Listed with upstream's numbers and its dataset; no implementation yet.
+FAMILY = Family(
+    name="librispeech",
+    variants=VARIANTS,
+    datasets=(
+        Dataset(
+            name="librispeech",
+            prepare="workloads.librispeech.data:prepare_dataset",
+            fixture="workloads.librispeech.testing:write_fixture",
+            options=(
+                PrepareOption(
+                    "--librispeech_tokenizer_vocab_path",
+                    "tokenizer_vocab_path",
+                    "an existing SentencePiece model (upstream's spm_model.vocab) instead of "
+                    "training one on train-clean-100",
+                ),
+            ),
+            description="LibriSpeech 960 h, OpenSLR 12 tarballs (FLAC), 60 GB; int16 shards 97 GB",
+        ),
+    ),
+    synthetic_batch="workloads.librispeech.data:synthetic_batch",
+)
