@@ -1,6 +1,6 @@
 """Criteo 1TB click-through-rate prediction with DLRM-small and its variants (upstream numbers)."""
 
-from algoperf.registry import Family
+from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
 
@@ -63,5 +63,22 @@ VARIANTS = {
     )
 }
 
-# Listed with upstream's numbers; no implementation or dataset yet.
-FAMILY = Family(name="criteo1tb", variants=VARIANTS)
+# Listed with upstream's numbers; no implementation yet.
+FAMILY = Family(
+    name="criteo1tb",
+    variants=VARIANTS,
+    datasets=(
+        Dataset(
+            name="criteo1tb",
+            prepare="workloads.criteo1tb.data:prepare_dataset",
+            fixture="workloads.criteo1tb.testing:write_fixture",
+            # Criteo's terms need accepting: the user downloads day_0.gz ... day_23.gz.
+            options=(
+                PrepareOption(
+                    "--criteo1tb_source_dir", "source_dir", "folder with day_0.gz ... day_23.gz"
+                ),
+            ),
+            description="Criteo 1TB Click Logs, 24 day_N.gz TSV files (user-supplied)",
+        ),
+    ),
+)
