@@ -27,7 +27,8 @@ subsets (263,840 utterances), validation = dev-clean + dev-other (5,348), test =
 Batches (`numpy_batches`) have upstream's shapes: ``inputs = (audio float32 (B, 320000),
 paddings float32 (B, 320000))``, ``targets = (ids int32 (B, 256), paddings float32 (B, 256))``,
 padding 1.0, audio and ids padded with 0; eval batches add per-row ``weights`` (0 for the rows
-that fill the last batch, whose paddings are all 1.0 as in upstream's padded JAX batches).
+that fill the last batch: all paddings 1.0, audio and ids 0, so they hold no reference words;
+upstream's JAX pipeline fills such rows with 1.0 everywhere, ids included).
 Upstream's loader casts the ids to float32; here they stay int32 (the same values).
 """
 

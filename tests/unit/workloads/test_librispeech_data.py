@@ -205,3 +205,21 @@ def test_real_librivox_recordings_survive_prepare(tmp_path):
         found = {tokenizer.decode(loaded.tokens(i)): loaded.audio(i) for i in range(len(loaded))}
         for utt in real:
             np.testing.assert_array_equal(found[utt.transcript.upper()], utt.samples())
+
+
+def test_cli_prepares_the_fixture_and_forwards_the_tokenizer_option(
+    prepared, served, tmp_path, monkeypatch, capsys
+):
+    from algoperf.data import cli as data_cli
+
+    assert data_cli.main(["prepare", "librispeech", "--fixture", f"--data_dir={tmp_path}"]) == 0
+    assert "librispeech: fixture ready" in capsys.readouterr().out
+    assert len(data.split_subsets(tmp_path, "test")[0]) == testing.FIXTURE_SIZES["test-clean"]
+    dest, _ = prepared
+    source, _ = served
+    monkeypatch.setattr(data, "SOURCE", source)
+    given = dest / data.TOKENIZER_FILE
+    root = tmp_path / "real"
+    argv = ["prepare", "librispeech", f"--data_dir={root}"]
+    assert data_cli.main([*argv, f"--librispeech_tokenizer_vocab_path={given}"]) == 0
+    assert (root / "librispeech" / data.TOKENIZER_FILE).read_bytes() == given.read_bytes()
