@@ -3,7 +3,7 @@
 Source: the ``sample/10BT/*.parquet`` files of the Hugging Face dataset ``HuggingFaceFW/fineweb-edu``
 (columns ``text, id, dump, url, file_path, language, language_score, token_count, score,
 int_score``), read with pyarrow one record batch at a time, from a local directory
-(``--parquet_dir``; e.g. ``huggingface-cli download HuggingFaceFW/fineweb-edu --repo-type dataset
+(``--finewebedu_parquet_dir``; e.g. ``huggingface-cli download HuggingFaceFW/fineweb-edu --repo-type dataset
 --include 'sample/10BT/*' --local-dir DIR``). Only ``text`` is used; ``token_count`` (GPT-2 tokens
 per document) sizes the disk-space preflight.
 
@@ -11,7 +11,7 @@ Tokeniser: GPT-2 BPE (``r50k_base``: 50,256 ranks + ``<|endoftext|>`` = 50,256) 
 built from a local ranks file so that it works offline: ``r50k_base.tiktoken`` (sha256
 ``306cd27f...d930``, the file tiktoken itself downloads) or the identical ``gpt2.tiktoken`` shipped
 in the ``openai-whisper`` sdist. `prepare` looks for it in ``<data_dir>/finewebedu/`` (or takes
-``--ranks_file``) and otherwise downloads it, checksummed; offline it fails naming both ways to get
+``--finewebedu_ranks_file``) and otherwise downloads it, checksummed; offline it fails naming both ways to get
 it. Every document is encoded as ``ordinary tokens + [EOS]``.
 
 Layout written by `prepare` into ``<data_dir>/finewebedu/``::
@@ -86,7 +86,7 @@ def _say(progress: bool, message: str) -> None:
 
 
 def _fix_hint(data_dir: Path | str) -> str:
-    return f"run `algoperf datasets prepare {DATASET} --parquet_dir DIR --data_dir {data_dir}`"
+    return f"run `algoperf datasets prepare {DATASET} --finewebedu_parquet_dir DIR --data_dir {data_dir}`"
 
 
 # Tokeniser ---------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def find_ranks_file(
         raise DataError(
             f"{dest / RANKS_NAMES[0]}: GPT-2 BPE ranks file missing; download {RANKS_URL} "
             "(sha256 306cd27f...) there, or copy gpt2.tiktoken from the openai-whisper sdist "
-            "(whisper/assets/), or pass --ranks_file"
+            "(whisper/assets/), or pass --finewebedu_ranks_file"
         )
     return download_file(RANKS_URL, dest / RANKS_NAMES[0], sha256=RANKS_SHA256, progress=progress)
 
@@ -145,7 +145,9 @@ def parquet_files(parquet_dir: Path | str) -> list[Path]:
     """The sorted ``*.parquet`` files under `parquet_dir` (recursively, e.g. ``sample/10BT/``)."""
     root = Path(parquet_dir)
     if not root.is_dir():
-        raise DataError(f"{root}: no such directory; pass --parquet_dir with fineweb-edu parquet")
+        raise DataError(
+            f"{root}: no such directory; pass --finewebedu_parquet_dir with fineweb-edu parquet"
+        )
     files = sorted(p for p in root.rglob("*.parquet") if p.is_file())
     if not files:
         raise DataError(
@@ -283,7 +285,7 @@ def prepare(
         raise DataError(
             f"{parquet_dir}: {num_windows} windows of {WINDOW} tokens, not more than the "
             f"{validation_sequences} validation sequences; add parquet files or lower "
-            "--validation_sequences"
+            "--finewebedu_validation_sequences"
         )
     _split_stream(stream, dest, validation_sequences, num_windows)
     stream.unlink()

@@ -5,7 +5,7 @@ Numbers from upstream's `workload.py` (commit 4c37f2aa): the runner's target is 
 targets file holds 22.2995, which the scoring target sets keep (`scoring_validation_target_value`).
 """
 
-from algoperf.registry import Family
+from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -35,6 +35,35 @@ FINEWEBEDU_LM = WorkloadConfig(
 
 VARIANTS = {FINEWEBEDU_LM.name: FINEWEBEDU_LM}
 
-# Listed with upstream's numbers; no implementation or dataset yet.
 # Listed last, as the newest base workload.
-FAMILY = Family(name="finewebedu_lm", variants=VARIANTS, rank=101)
+FAMILY = Family(
+    name="finewebedu_lm",
+    variants=VARIANTS,
+    rank=101,
+    datasets=(
+        Dataset(
+            name="finewebedu",
+            prepare="workloads.finewebedu_lm.data:prepare_dataset",
+            fixture="workloads.finewebedu_lm.testing:write_fixture",
+            options=(
+                PrepareOption(
+                    "--finewebedu_parquet_dir",
+                    "parquet_dir",
+                    "folder with fineweb-edu sample/10BT/*.parquet",
+                ),
+                PrepareOption(
+                    "--finewebedu_ranks_file",
+                    "ranks_file",
+                    "GPT-2 BPE ranks (r50k_base.tiktoken or whisper's gpt2.tiktoken)",
+                ),
+                PrepareOption(
+                    "--finewebedu_validation_sequences",
+                    "validation_sequences",
+                    "windows of 1,025 tokens held out for validation (default 100,000)",
+                    kind="int",
+                ),
+            ),
+            description="fineweb-edu sample-10BT parquet -> GPT-2 BPE uint16 windows, ~20 GB",
+        ),
+    ),
+)

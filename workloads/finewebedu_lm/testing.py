@@ -18,7 +18,48 @@ from workloads.finewebedu_lm import data
 
 FIXTURE_RANKS = "fixture.tiktoken"
 _MERGES = (b"th", b"he", b"in", b"er", b"an", b" t", b" a", b"the", b" th", b"re", b"on", b"ing")
-_WORDS = ["the", "learning", "of", "students", "in", "schools", "and", "the", "study", "of", "history,", "science", "and", "language", "is", "one", "of", "the", "oldest", "topics", "in", "education", "research;", "teachers", "explain", "how", "water", "cycles,", "plants", "grow", "and", "numbers", "like", "1,024", "or", "3.14", "appear", "in", "everyday", "life."]
+_WORDS = [
+    "the",
+    "learning",
+    "of",
+    "students",
+    "in",
+    "schools",
+    "and",
+    "the",
+    "study",
+    "of",
+    "history,",
+    "science",
+    "and",
+    "language",
+    "is",
+    "one",
+    "of",
+    "the",
+    "oldest",
+    "topics",
+    "in",
+    "education",
+    "research;",
+    "teachers",
+    "explain",
+    "how",
+    "water",
+    "cycles,",
+    "plants",
+    "grow",
+    "and",
+    "numbers",
+    "like",
+    "1,024",
+    "or",
+    "3.14",
+    "appear",
+    "in",
+    "everyday",
+    "life.",
+]
 
 
 def write_ranks(path: Path) -> Path:
@@ -79,8 +120,9 @@ def write_fixture(dataset: str, data_dir: Path | str) -> Mapping[str, Any]:
     if dataset != data.DATASET:
         raise ValueError(f"{__name__} writes {data.DATASET!r}, not {dataset!r}")
     data_dir = Path(data_dir)
-    src = write_source(data_dir / "finewebedu_source")
-    ranks = write_ranks(data_dir / FIXTURE_RANKS)
+    # Kept inside the dataset folder: the parquet source and the ranks file it was made with.
+    src = write_source(data_dir / data.DATASET / "fixture_source")
+    ranks = write_ranks(data_dir / data.DATASET / FIXTURE_RANKS)
     dest = data.prepare(
         data_dir,
         parquet_dir=src,

@@ -149,7 +149,7 @@ def test_clear_errors(tmp_path, source, monkeypatch):
         data.prepare(
             tmp_path / "d3", parquet_dir=tmp_path / "empty", ranks_file=ranks, progress=False
         )
-    with pytest.raises(DataError, match="lower --validation_sequences"):
+    with pytest.raises(DataError, match="lower --finewebedu_validation_sequences"):
         data.prepare(
             tmp_path / "d4",
             parquet_dir=src,
