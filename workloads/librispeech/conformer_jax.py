@@ -18,7 +18,8 @@ definition (JAX's, with which the targets were set):
 - BatchNorm statistics are over the whole (global) batch the model is given, valid frames only.
 Attention masks queries and keys by padding as flax's ``make_attention_mask`` (a padded query
 attends uniformly); padded output frames are meaningless, compare valid frames only.
-SpecAugment is not implemented yet (upstream applies it in train mode only).
+SpecAugment (`workloads.librispeech.specaug_jax`) masks the features in train mode when
+``use_specaug`` is on (upstream's default), drawing from the ``dropout`` rng stream.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workloads.common import logmel
+from workloads.librispeech import specaug_jax
 from workloads.librispeech.conformer_param_map import ConformerOptions, conformer_options
 
 _XAVIER = nn.initializers.xavier_uniform()
@@ -278,6 +280,10 @@ class Conformer(nn.Module):
         if update_batch_norm is None:
             update_batch_norm = train
         x, pad = log_mel(audio, paddings)
+        o = self.o
+        if train and o.use_specaug:
+            rng = self.make_rng("dropout")
+            x = specaug_jax.spec_augment(rng, x, pad, o.freq_mask_count, o.time_mask_count)
         x, pad = Subsample(self.o)(x, pad, train, dropout_rate)
         for _ in range(self.o.num_encoder_layers):
             x = ConformerBlock(self.o)(x, pad, train, update_batch_norm, dropout_rate)

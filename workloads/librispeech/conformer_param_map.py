@@ -31,6 +31,7 @@ class ConformerOptions:
 
     ``activation`` applies in the feed-forward modules and after the conv module's BatchNorm;
     ``gelu`` is the tanh approximation in both places and both frameworks (see the model docs).
+    SpecAugment (``use_specaug``, mask counts) applies in train mode only.
     """
 
     vocab_size: int = 1024
@@ -45,6 +46,9 @@ class ConformerOptions:
     activation: str = "swish"
     use_post_layer_norm: bool = True
     num_bins: int = 80
+    use_specaug: bool = True
+    freq_mask_count: int = 2
+    time_mask_count: int = 10
 
     @property
     def head_dim(self) -> int:

@@ -5,7 +5,8 @@
 feed-forward inner dropout at the main rate, tanh GELU everywhere, BatchNorm over the whole
 batch given); module names are upstream's (``subsample``, ``conformers.<i>.{ff1,mhsa,conv,ff2,
 ln}``, ``ln``, ``lin``) so state dicts line up with upstream's, less its constant buffers. Train
-mode (``model.train()``) uses batch statistics and updates the running ones.
+mode (``model.train()``) uses batch statistics and updates the running ones, and applies
+SpecAugment (`workloads.librispeech.specaug_pytorch`) when ``use_specaug`` is on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workloads.common import logmel
+from workloads.librispeech import specaug_pytorch
 from workloads.librispeech.conformer_param_map import ConformerOptions, conformer_options
 
 
@@ -264,6 +266,9 @@ class ConformerEncoderDecoder(nn.Module):
 
     def forward(self, audio: torch.Tensor, paddings: torch.Tensor, dropout_rate: float = 0.1):
         x, pad = self.preprocessor(audio, paddings)
+        o = self.o
+        if self.training and o.use_specaug:
+            x = specaug_pytorch.spec_augment(x, pad, o.freq_mask_count, o.time_mask_count)
         x, pad = self.subsample(x, pad, dropout_rate)
         for block in self.conformers:
             x = block(x, pad, dropout_rate)

@@ -89,3 +89,86 @@ def test_front_ends_match_the_numpy_reference():
     np.testing.assert_array_equal(np.asarray(pad_j), ref_pad)
     np.testing.assert_array_equal(pad_t.numpy(), ref_pad)
     assert ref_pad[1].sum() > 0 and ref_pad[0].sum() == 0
+
+
+def _draws(seed: int, b: int, time_count: int, freq_count: int):
+    rng = np.random.default_rng(seed)
+    counts = (time_count, time_count, freq_count, freq_count)
+    return tuple(rng.uniform(0, 1, (b, c)).astype(np.float32) for c in counts)
+
+
+def _expected_mask(u_len, u_start, length: int, size: int, top: float, ratio: float):
+    """Loop-by-loop lingvo rule: width int(top * u) capped at max(int(ratio * length), 1)."""
+    mask = np.ones(size, np.float32)
+    for a, s in zip(u_len, u_start, strict=True):
+        width = min(int(np.float32(top) * a), max(int(np.float32(ratio) * length), 1))
+        start = int(s * (length - width + 1))
+        mask[start : start + width] = 0.0
+    return mask
+
+
+def test_spec_augment_masks_agree_and_follow_the_rule():
+    from workloads.librispeech import specaug_jax, specaug_pytorch
+
+    b, t, bins = 6, 700, 80
+    lengths = np.array([700, 650, 400, 120, 37, 5])
+    paddings = (np.arange(t)[None] >= lengths[:, None]).astype(np.float32)
+    draws = _draws(0, b, 10, 2)
+    time_j, freq_j = specaug_jax.masks(draws, paddings, bins)
+    time_t, freq_t = specaug_pytorch.masks(
+        tuple(map(torch.from_numpy, draws)), torch.from_numpy(paddings), bins
+    )
+    np.testing.assert_array_equal(np.asarray(time_j), time_t.numpy())
+    np.testing.assert_array_equal(np.asarray(freq_j), freq_t.numpy())
+    for i in range(b):
+        length = int(lengths[i])
+        want_t = _expected_mask(draws[0][i], draws[1][i], length, t, 0.05 * length, 0.05)
+        want_f = _expected_mask(draws[2][i], draws[3][i], bins, bins, 27, 1.0)
+        np.testing.assert_array_equal(np.asarray(time_j)[i], want_t)
+        np.testing.assert_array_equal(np.asarray(freq_j)[i], want_f)
+        assert np.asarray(time_j)[i, length:].min(initial=1.0) == 1.0  # never masks padding
+    assert np.asarray(time_j).min() == 0.0 and np.asarray(freq_j).min() == 0.0
+
+
+def test_spec_augment_runs_in_train_mode_only():
+    """JAX: train-mode logits change with SpecAugment on; PyTorch: train mode changes with it
+    on, eval mode is unaffected (both models share `conformer_options`)."""
+    opts = {
+        **get_config("librispeech_conformer").model,
+        "encoder_dim": 16,
+        "num_attention_heads": 2,
+        "num_encoder_layers": 1,
+        "vocab_size": 8,
+    }
+    audio, paddings = _audio(1, 8000)
+    outs = []
+    for spec in (True, False):
+        model = conformer_jax.build_model({**opts, "use_specaug": spec})
+        shapes = jax.eval_shape(
+            lambda r, m=model: conformer_jax.init(m, r, 8000), jax.random.key(0)
+        )
+        rng = np.random.default_rng(2)
+        variables = jax.tree.map(
+            lambda x, g=rng: (0.1 * g.standard_normal(x.shape)).astype(np.float32), shapes
+        )
+
+        @jax.jit
+        def train_logits(v, model=model):
+            rngs = {"dropout": jax.random.key(5)}
+            out, _ = model.apply(
+                v, audio, paddings, train=True, dropout_rate=0.0, rngs=rngs, mutable=True
+            )
+            return out[0]
+
+        outs.append(np.asarray(train_logits(variables)))
+    assert np.abs(outs[0] - outs[1]).max() > 1e-3
+    x, pad = torch.from_numpy(audio), torch.from_numpy(paddings)
+    torch_out = {}
+    for spec in (True, False):
+        torch.manual_seed(0)
+        model = conformer_pytorch.build_model({**opts, "use_specaug": spec})
+        with torch.no_grad():
+            evaluated = model.eval()(x, pad, 0.0)[0]
+            torch_out[spec] = (model.train()(x, pad, 0.0)[0], evaluated)
+    assert (torch_out[True][0] - torch_out[False][0]).abs().max() > 1e-3
+    torch.testing.assert_close(torch_out[True][1], torch_out[False][1], rtol=0, atol=0)
