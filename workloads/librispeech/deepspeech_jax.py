@@ -1,8 +1,8 @@
 """Upstream's DeepSpeech (LibriSpeech CTC model) in flax linen.
 
 Structure, names and init as upstream's JAX model (`deepspeech_param_map` lists the names):
-log-mel front-end (`frontend_jax`), two stride-2 3x3 conv subsampling layers (xavier-uniform
-kernels, zero bias, ReLU or tanh, outputs zeroed at padded frames), a dense projection to
+log-mel front-end (the Conformer's `conformer_jax.log_mel`, as upstream shares it), two
+stride-2 3x3 conv subsampling layers (xavier-uniform kernels, zero bias, ReLU or tanh, outputs zeroed at padded frames), a dense projection to
 ``encoder_dim`` and dropout; ``num_lstm_layers`` blocks of norm + bidirectional LSTM
 (flax ``OptimizedLSTMCell``, hidden ``encoder_dim / 2`` per direction, the backward direction
 reads each utterance's valid frames reversed); ``num_ffn_layers`` blocks of norm, dense,
@@ -15,7 +15,7 @@ epsilon 1e-6).
 ``__call__(audio, paddings, train, dropout_rate)`` returns (logits, output paddings); in
 training BatchNorm uses the batch's valid frames and updates ``batch_stats`` (pass
 ``mutable=["batch_stats"]``). Outputs at padded frames are not meaningful (the LSTM runs over
-them); the CTC loss masks them. SpecAugment is not part of this module yet (see the README).
+them); the CTC loss masks them. SpecAugment is not applied yet.
 Dropout's rate is a call argument (changing it does not recompile); upstream's JAX model
 ignores it in the residual feed-forward blocks (always 0.1 there), this one uses it everywhere,
 as upstream's PyTorch model does.
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from workloads.common.flax_dropout import dropout
-from workloads.librispeech import frontend_jax
+from workloads.librispeech.conformer_jax import log_mel
 from workloads.librispeech.deepspeech_param_map import (
     BATCH_NORM_EPSILON,
     BATCH_NORM_MOMENTUM,
@@ -203,7 +203,7 @@ class Deepspeech(nn.Module):
         self, audio: jax.Array, paddings: jax.Array, train: bool, dropout_rate: Any = 0.1
     ) -> tuple[jax.Array, jax.Array]:
         o = self.options
-        x, paddings = frontend_jax.log_mel(audio, paddings)
+        x, paddings = log_mel(audio, paddings)
         x, paddings = Subsample(o)(x, paddings, train, dropout_rate)
         for _ in range(o["num_lstm_layers"]):
             y = BatchRNN(o)(x, paddings, train)

@@ -3,7 +3,8 @@
 Module and state-dict names as upstream's PyTorch model (``subsample.conv1.kernel``,
 ``lstms.<i>.bn_normalization_layer.*`` or ``lstms.<i>.normalization_layer.*``,
 ``lstms.<i>.lstm.*``, ``ffns.<j>.*``, ``ln.*``, ``lin.*``), the same layers as
-`deepspeech_jax` (its docstring describes them) and upstream's init: xavier-uniform conv
+`deepspeech_jax` (its docstring describes them; the front-end is the Conformer's
+``conformer_pytorch.LogMel``, as upstream shares it) and upstream's init: xavier-uniform conv
 kernels and linear weights with zero biases, PyTorch's default ``nn.LSTM`` init. The subsample
 projection is an ``nn.Linear`` of known input size (upstream's ``LazyLinear`` resolves to the
 same shape), so the model can be built on the meta device.
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workloads.librispeech.conformer_pytorch import LogMel
 from workloads.librispeech.deepspeech_param_map import (
     BATCH_NORM_EPSILON,
     BATCH_NORM_MOMENTUM,
@@ -30,7 +32,6 @@ from workloads.librispeech.deepspeech_param_map import (
     deepspeech_options,
     subsampled_bins,
 )
-from workloads.librispeech.frontend_pytorch import LogMelFrontend
 
 
 def _activation(name: str):
@@ -166,7 +167,7 @@ class DeepspeechEncoderDecoder(nn.Module):
         super().__init__()
         o = deepspeech_options(options)
         self.options = o
-        self.preprocessor = LogMelFrontend()
+        self.preprocessor = LogMel()
         self.subsample = Subsample(o)
         self.lstms = nn.ModuleList([BatchRNN(o) for _ in range(o["num_lstm_layers"])])
         self.ffns = nn.ModuleList([FeedForwardModule(o) for _ in range(o["num_ffn_layers"])])
