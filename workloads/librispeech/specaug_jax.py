@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-FREQ_MASK_MAX_BINS = 27
+FREQ_MASK_MAX_BINS = 27  # upstream's defaults, in every workload
 TIME_MASK_MAX_RATIO = 0.05
 
 

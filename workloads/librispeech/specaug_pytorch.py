@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from workloads.librispeech.specaug_jax import FREQ_MASK_MAX_BINS, TIME_MASK_MAX_RATIO
+FREQ_MASK_MAX_BINS = 27  # as `specaug_jax` (not imported: this module must not load JAX)
+TIME_MASK_MAX_RATIO = 0.05
 
 
 def _mask(u_len, u_start, choose_range, size: int, max_length, max_ratio: float):

@@ -172,3 +172,18 @@ def test_spec_augment_runs_in_train_mode_only():
             torch_out[spec] = (model.train()(x, pad, 0.0)[0], evaluated)
     assert (torch_out[True][0] - torch_out[False][0]).abs().max() > 1e-3
     torch.testing.assert_close(torch_out[True][1], torch_out[False][1], rtol=0, atol=0)
+
+
+def test_pytorch_modules_do_not_load_jax():
+    import subprocess
+    import sys
+
+    from workloads.librispeech import specaug_jax, specaug_pytorch
+
+    assert (specaug_pytorch.FREQ_MASK_MAX_BINS, specaug_pytorch.TIME_MASK_MAX_RATIO) == (
+        specaug_jax.FREQ_MASK_MAX_BINS,
+        specaug_jax.TIME_MASK_MAX_RATIO,
+    )
+    probe = "import sys, workloads.librispeech.conformer_pytorch; print('jax' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
