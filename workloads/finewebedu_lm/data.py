@@ -51,6 +51,7 @@ from algoperf.data.download import (
     manifest_status,
     write_manifest,
 )
+from workloads.common.prepare_entry import prepare_entry
 
 DATASET = "finewebedu"
 SEQUENCE_LENGTH = 1024
@@ -324,24 +325,8 @@ def _split_stream(stream: Path, dest: Path, num_validation: int, num_windows: in
     del tokens
 
 
-def prepare_dataset(
-    dataset: str,
-    data_dir: Path | str,
-    *,
-    offline_fallback: bool = True,
-    progress: bool = True,
-    **options: Any,
-) -> Path:
-    """`algoperf datasets prepare finewebedu` entry (the registry's prepare signature)."""
-    del offline_fallback
-    if dataset != DATASET:
-        raise ValueError(f"workloads.finewebedu_lm.data prepares {DATASET!r}, not {dataset!r}")
-    if "validation_sequences" in options and options["validation_sequences"] is not None:
-        options["validation_sequences"] = int(options["validation_sequences"])
-    return prepare(data_dir, progress=progress, **options)
-
-
-# Reading -----------------------------------------------------------------------------------------
+# `algoperf datasets prepare finewebedu` (the registry's prepare signature).
+prepare_dataset = prepare_entry(prepare, DATASET)
 
 
 def load_windows(data_dir: Path | str, split: str) -> np.ndarray:

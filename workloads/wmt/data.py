@@ -44,6 +44,7 @@ import numpy as np
 
 from algoperf.data import DataError, DatasetError
 from algoperf.data.download import check_free_space, manifest_status, write_manifest
+from workloads.common.prepare_entry import prepare_entry
 
 DATASET = "wmt"
 MAX_LENGTH = 256
@@ -303,19 +304,8 @@ def prepare(
     return dest
 
 
-def prepare_dataset(
-    dataset: str,
-    data_dir: Path | str,
-    *,
-    offline_fallback: bool = True,
-    progress: bool = True,
-    **options: Any,
-) -> Path:
-    """`algoperf datasets prepare wmt` entry (the registry's prepare signature)."""
-    del offline_fallback
-    if dataset != DATASET:
-        raise ValueError(f"workloads.wmt.data prepares {DATASET!r}, not {dataset!r}")
-    return prepare(data_dir, progress=progress, **options)
+# `algoperf datasets prepare wmt` (the registry's prepare signature).
+prepare_dataset = prepare_entry(prepare, DATASET)
 
 
 def load_split(data_dir: Path | str, split: str) -> dict[str, np.ndarray]:
