@@ -18,7 +18,7 @@ normal(sqrt(2/(in+out))), biases normal(sqrt(1/out)); table uniform [0, 1) times
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -62,6 +62,15 @@ def dot_interact(features: jax.Array) -> jax.Array:
     return xactions[:, rows, cols]
 
 
+def table_init(scale: float) -> Callable[..., jax.Array]:
+    """The table's init: uniform in [0, 1) times `scale` (upstream's ``scaled_init``)."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype) * scale
+
+    return init
+
+
 def embedding_lookup(table: jax.Array, sparse: jax.Array) -> jax.Array:
     """(batch, 26) float ids -> (batch, 26, embed_dim): rows ``int32(id) % vocab`` (upstream)."""
     ids = sparse.astype(jnp.int32) % table.shape[0]
@@ -75,13 +84,9 @@ class DLRM(nn.Module):
 
     def _embed(self, sparse: jax.Array) -> jax.Array:
         layout = self.layout
-        scale = layout.embedding_scale
-
-        def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-            return jax.random.uniform(key, shape, dtype) * scale
-
+        shape = (layout.vocab_size, layout.embed_dim)
         return embedding_lookup(
-            self.param(TABLE, init, (layout.vocab_size, layout.embed_dim)), sparse
+            self.param(TABLE, table_init(layout.embedding_scale), shape), sparse
         )
 
     @nn.compact

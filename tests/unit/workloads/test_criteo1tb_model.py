@@ -128,24 +128,35 @@ def _check_init(table, bottom_w, top_w, top_b, scale):
     assert np.std(top_b) == pytest.approx(np.sqrt(1 / top_b.size), rel=0.15)
 
 
-@pytest.mark.parametrize("name", ["criteo1tb", "criteo1tb_embed_init"])
-def test_init_is_upstreams_in_both_frameworks(name):
-    options = _small(name)
-    scale = param_map.dlrm_layout(options).embedding_scale
-    params = model_jax.init(model_jax.build_model(options), jax.random.PRNGKey(0))
+@pytest.fixture(scope="module")
+def small_jax():
+    """criteo1tb's flax model at vocab 1,024 and its upstream-style init (compiled once)."""
+    model = model_jax.build_model(_small("criteo1tb"))
+    return model, model_jax.init(model, jax.random.PRNGKey(0))
+
+
+def test_init_is_upstreams_in_both_frameworks(small_jax):
+    _, params = small_jax
     _check_init(
         params["embedding_table"],
         np.asarray(params["Dense_0"]["kernel"]),
         np.asarray(params["Dense_4"]["kernel"]),
         np.asarray(params["Dense_4"]["bias"]),
-        scale,
+        1 / np.sqrt(SMALL_VOCAB),
     )
-    torch.manual_seed(0)
-    sd = {k: v.numpy() for k, v in model_pytorch.build_model(options).state_dict().items()}
-    _check_init(
-        sd["embedding_table"], sd["bot_mlp.0.weight"].T, sd["top_mlp.2.weight"].T,
-        sd["top_mlp.2.bias"], scale,
-    )  # fmt: skip
+    for name in ("criteo1tb", "criteo1tb_embed_init"):
+        options = _small(name)
+        scale = param_map.dlrm_layout(options).embedding_scale
+        torch.manual_seed(0)
+        sd = {k: v.numpy() for k, v in model_pytorch.build_model(options).state_dict().items()}
+        _check_init(
+            sd["embedding_table"], sd["bot_mlp.0.weight"].T, sd["top_mlp.2.weight"].T,
+            sd["top_mlp.2.bias"], scale,
+        )  # fmt: skip
+    # _embed_init's table in flax: the same init function at its scale (1.0).
+    table = model_jax.table_init(1.0)(jax.random.PRNGKey(1), (SMALL_VOCAB, 128))
+    assert float(table.min()) >= 0 and float(table.max()) < 1.0
+    assert float(table.mean()) == pytest.approx(0.5, rel=0.02)
 
 
 def test_upstream_chunked_state_dicts_convert_both_ways():
@@ -197,20 +208,19 @@ def test_pytorch_lookup_is_id_mod_vocab_without_copying_the_table(monkeypatch):
     assert set(touched.tolist()) <= set(ids.flatten().tolist())
 
 
-def test_lookup_is_id_mod_vocab_in_jax_and_the_model_ignores_whole_vocabs():
-    options = _small("criteo1tb")
-    model = model_jax.build_model(options)
-    params = model_jax.init(model, jax.random.PRNGKey(0))
+def test_lookup_is_id_mod_vocab_in_jax_and_the_model_ignores_whole_vocabs(small_jax):
+    model, params = small_jax
     x = _batch(np.random.default_rng(1), 4)
     rows = model_jax.embedding_lookup(params["embedding_table"], jnp.asarray(x[:, 13:]))
     ids = x[:, 13:].astype(np.int32) % SMALL_VOCAB
     np.testing.assert_array_equal(rows, np.asarray(params["embedding_table"])[ids])
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, train=False))
     shifted = x.copy()
     shifted[:, 13:] = (ids + SMALL_VOCAB * np.arange(26)).astype(np.float32)
-    out = model.apply({"params": params}, jnp.asarray(x), train=False)
-    np.testing.assert_array_equal(out, model.apply({"params": params}, shifted, train=False))
+    out = apply(params, x)
+    np.testing.assert_array_equal(out, apply(params, shifted))
     other = shifted.copy()
     other[0, 13] += 1  # a different row changes that example only
-    changed = model.apply({"params": params}, other, train=False)
+    changed = apply(params, other)
     assert changed[0, 0] != out[0, 0]
     np.testing.assert_array_equal(changed[1:], out[1:])
