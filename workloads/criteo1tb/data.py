@@ -186,19 +186,17 @@ def _parse_ints(
     if np.any(lengths > 18):
         bad = int(np.flatnonzero(lengths > 18)[0]) // per_line
         raise _line_error(path, first_line + bad, "has an integer of over 18 digits")
-    cols = np.arange(max(int(lengths.max(initial=0)), 1))
-    chars = padded[starts[:, None] + cols].astype(np.int64)
-    inside = cols < lengths[:, None]
-    neg = (lengths > 0) & (chars[:, 0] == ord("-"))
-    digit_mask = inside & ~((cols == 0) & neg[:, None])
-    digits = chars - ord("0")
-    wrong = np.any(digit_mask & ((digits < 0) | (digits > 9)), axis=1)
+    neg = (lengths > 0) & (padded[starts] == ord("-"))
+    values = np.zeros(len(starts), np.int64)
+    wrong = np.zeros(len(starts), bool)
+    for j in range(int(lengths.max(initial=0))):  # Horner over digit positions, one gather each
+        digit = padded[starts + j] - np.uint8(ord("0"))  # uint8: non-digits wrap above 9
+        use = (j < lengths) & ~((j == 0) & neg)
+        wrong |= use & (digit > 9)
+        values = np.where(use, values * 10 + digit, values)
     if np.any(wrong):
         bad = int(np.flatnonzero(wrong)[0]) // per_line
         raise _line_error(path, first_line + bad, "has a non-integer in an integer field")
-    # Right-align the digits: each value is sum(digit * 10**position).
-    power = np.maximum(lengths[:, None] - 1 - cols, 0)
-    values = np.where(digit_mask, digits * np.power(10, power), 0).sum(axis=1)
     return np.where(neg, -values, values)  # "-1" (missing) -> -1 -> relu -> 0, as upstream
 
 
