@@ -8,7 +8,8 @@ positive); the parameter map (LSTM gates i, f, g, o as row blocks; PyTorch's two
 folded into flax's one) copies them into the PyTorch model, whose ``load_state_dict`` is strict.
 A batch of two utterances of 8,000 samples, the second padded after 5,123 samples, goes through
 both front-ends and models, in EVAL mode (running statistics) and in TRAIN mode with dropout 0
-(batch statistics over valid frames; SpecAugment is not in the models yet). Compared: logits at
+(batch statistics over valid frames; SpecAugment off, its two implementations are checked
+on identical draws in the Conformer's tests). Compared: logits at
 valid frames only (the LSTMs treat padded frames differently by design: flax runs over them,
 PyTorch's packed sequences zero them), output paddings exactly, and the updated BatchNorm
 running statistics after the train-mode pass.
@@ -34,7 +35,13 @@ from workloads.librispeech.spec import VARIANTS
 
 LOGIT_ATOL = 1e-4
 STATS_ATOL = 1e-5
-TINY = {"encoder_dim": 16, "num_lstm_layers": 2, "num_ffn_layers": 2, "vocab_size": 10}
+TINY = {
+    "use_specaug": False,
+    "encoder_dim": 16,
+    "num_lstm_layers": 2,
+    "num_ffn_layers": 2,
+    "vocab_size": 10,
+}
 SAMPLES, VALID = 8000, 5123
 NAMES = [
     "librispeech_deepspeech",
@@ -82,7 +89,9 @@ def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _jax_side(name: str, seed: int = 0):
     options = _options(name)
     jmodel = deepspeech_jax.build_model(options)
-    variables = _randomised(deepspeech_jax.init(jmodel, jax.random.PRNGKey(seed), SAMPLES), seed)
+    # Every value is replaced, so only the shapes of an init are needed (no init compile).
+    shapes = jax.eval_shape(lambda r: deepspeech_jax.init(jmodel, r, SAMPLES), jax.random.key(0))
+    variables = _randomised(shapes, seed)
     return options, jmodel, variables
 
 
@@ -163,3 +172,32 @@ def test_a_wrong_gate_order_is_caught():
     jout, _, pout = _run_both(jmodel, variables, pmodel, train=False)
     with pytest.raises(AssertionError):
         _assert_valid_logits_close(jout, pout, 100 * LOGIT_ATOL)
+
+
+def test_specaugment_masks_features_in_train_mode_only():
+    """With SpecAugment on, train-mode logits move (masked features) in both frameworks; PyTorch's
+    eval mode is unchanged (JAX applies it under ``train`` only, visibly in the model)."""
+    name = "librispeech_deepspeech"
+    options = {**_options(name), "use_specaug": True, "freq_mask_count": 2, "time_mask_count": 2}
+    _, jmodel, variables = _jax_side(name)
+    audio, paddings = _batch(1)
+    kwargs = {"train": True, "dropout_rate": 0.0, "mutable": ["batch_stats"]}
+    (on, _), _ = deepspeech_jax.build_model(options).apply(
+        variables, audio, paddings, rngs={"dropout": jax.random.PRNGKey(5)}, **kwargs
+    )
+    (off, _), _ = jmodel.apply(variables, audio, paddings, **kwargs)
+    assert np.abs(np.asarray(on) - np.asarray(off)).max() > 1e-2
+    _, _, _, pmodel = _models(name)
+    spec = deepspeech_pytorch.build_model(options)
+    spec.load_state_dict(pmodel.state_dict())
+    torch.manual_seed(5)
+    for train in (False, True):
+        spec.train(train)
+        pmodel.train(train)
+        with torch.no_grad():
+            on = spec(torch.tensor(audio), torch.tensor(paddings), dropout_rate=0.0)[0]
+            off = pmodel(torch.tensor(audio), torch.tensor(paddings), dropout_rate=0.0)[0]
+        if train:
+            assert (on - off).abs().max() > 1e-2
+        else:
+            torch.testing.assert_close(on, off, rtol=0, atol=0)

@@ -15,7 +15,8 @@ epsilon 1e-6).
 ``__call__(audio, paddings, train, dropout_rate)`` returns (logits, output paddings); in
 training BatchNorm uses the batch's valid frames and updates ``batch_stats`` (pass
 ``mutable=["batch_stats"]``). Outputs at padded frames are not meaningful (the LSTM runs over
-them); the CTC loss masks them. SpecAugment is not applied yet.
+them); the CTC loss masks them. In training, SpecAugment (`specaug_jax`, upstream's counts
+from the options) masks the features first, drawing from the ``dropout`` rng stream.
 Dropout's rate is a call argument (changing it does not recompile); upstream's JAX model
 ignores it in the residual feed-forward blocks (always 0.1 there), this one uses it everywhere,
 as upstream's PyTorch model does.
@@ -31,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from workloads.common.flax_dropout import dropout
+from workloads.librispeech import specaug_jax
 from workloads.librispeech.conformer_jax import log_mel
 from workloads.librispeech.deepspeech_param_map import (
     BATCH_NORM_EPSILON,
@@ -204,6 +206,10 @@ class Deepspeech(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         o = self.options
         x, paddings = log_mel(audio, paddings)
+        if train and o["use_specaug"]:
+            x = specaug_jax.spec_augment(
+                self.make_rng("dropout"), x, paddings, o["freq_mask_count"], o["time_mask_count"]
+            )
         x, paddings = Subsample(o)(x, paddings, train, dropout_rate)
         for _ in range(o["num_lstm_layers"]):
             y = BatchRNN(o)(x, paddings, train)

@@ -32,6 +32,7 @@ _DEFAULTS: dict[str, Any] = {
     "use_residual": True,
     "layernorm_everywhere": False,
     "enable_decoder_layer_norm": True,
+    "use_specaug": True,
     "freq_mask_count": 2,
     "time_mask_count": 10,
     # Sizes (upstream's); tests shrink them.
@@ -70,7 +71,7 @@ def deepspeech_options(options: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("workloads/librispeech/spec.py: encoder_dim must be even (bidirectional)")
     ints = ("freq_mask_count", "time_mask_count", "encoder_dim", "num_lstm_layers")
     ints += ("num_ffn_layers", "vocab_size", "num_bins")
-    bools = ("use_residual", "layernorm_everywhere", "enable_decoder_layer_norm")
+    bools = ("use_residual", "layernorm_everywhere", "enable_decoder_layer_norm", "use_specaug")
     return {
         "arch": "deepspeech",
         "activation": str(out["activation"]),

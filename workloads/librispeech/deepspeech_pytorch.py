@@ -12,7 +12,8 @@ same shape), so the model can be built on the meta device.
 ``forward(audio, paddings, dropout_rate)`` returns (logits, output paddings); the LSTMs run
 on packed sequences, so outputs at padded frames are zero before the residual sum (not
 meaningful either way; the CTC loss masks them). BatchNorm statistics are this process's
-valid frames (no cross-rank reduction yet). SpecAugment is not part of this module yet.
+valid frames (no cross-rank reduction yet). In training, SpecAugment (`specaug_pytorch`, torch's
+default generator) masks the features first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workloads.librispeech import specaug_pytorch
 from workloads.librispeech.conformer_pytorch import LogMel
 from workloads.librispeech.deepspeech_param_map import (
     BATCH_NORM_EPSILON,
@@ -182,6 +184,11 @@ class DeepspeechEncoderDecoder(nn.Module):
         self, audio: torch.Tensor, paddings: torch.Tensor, dropout_rate: float = 0.1
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x, paddings = self.preprocessor(audio, paddings)
+        o = self.options
+        if self.training and o["use_specaug"]:
+            x = specaug_pytorch.spec_augment(
+                x, paddings, o["freq_mask_count"], o["time_mask_count"]
+            )
         x, paddings = self.subsample(x, paddings, dropout_rate)
         residual = self.options["use_residual"]
         for lstm in self.lstms:
