@@ -14,8 +14,9 @@ included), the parameter map copies them into flax, and the same batches go thro
   draws, so they are not compared.
 
 Tolerances (logits are O(1)-O(10)): 1e-4 absolute on logits (seen about 2e-6), 1e-4 relative on
-the loss sum, gradients 1e-4 of the largest entry of their tensor. Only ``wmt`` runs by default
-(about 30 s on 2 loaded cores, mostly XLA compiles); the other three variants are marked slow.
+the loss sum, gradients 1e-4 of the largest entry of their tensor. Only ``wmt``'s eval and
+gradient checks run by default (about 35 s on 2 loaded cores, mostly XLA compiles); the other
+three variants and the rate-0.5 check (another compile) are marked slow.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ def test_train_mode_at_rate_zero_agrees_with_gradients(case):
         assert np.abs(gj - gt).max() <= GRAD_RTOL * scale, jax.tree_util.keystr(path)
 
 
+@pytest.mark.slow
 def test_dropout_changes_train_logits_only(case):
     jm, params, pt, _ = case
     batch = padded_batch(np.random.default_rng(4))
