@@ -20,12 +20,14 @@ Splits as upstream: train = every file of days 0-22; day 23 files 00-18 are test
 validation. Training shuffles only file names (upstream: ``list_files(shuffle)`` + a 1,024 buffer,
 more than the 828 train files, so a full permutation per epoch) and reads each file in order.
 
-Prepare is resumable per day (a finished day is recorded in ``<day>.done.json`` and skipped) and
-checks free disk space for the days still to do before starting.
+Prepare is resumable per day (a finished day is recorded in ``<day>.done.json`` and skipped),
+checks free disk space for the days still to do before starting, and converts days in parallel
+processes with ``--criteo1tb_workers N``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import json
 import math
@@ -292,6 +294,12 @@ def _done_path(dest: Path, day: int) -> Path:
     return dest / f"day_{day}.done.json"
 
 
+def _record_day(dest: Path, day: int, rows_per_file: int, sizes: list[int]) -> None:
+    tmp = _done_path(dest, day).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"rows_per_file": rows_per_file, "sizes": sizes}))
+    os.replace(tmp, _done_path(dest, day))
+
+
 def _day_done(dest: Path, day: int, rows_per_file: int) -> list[int] | None:
     try:
         info = json.loads(_done_path(dest, day).read_text())
@@ -313,12 +321,14 @@ def prepare(
     source_dir: Path | str,
     *,
     rows_per_file: int = ROWS_PER_FILE,
+    workers: int = 1,
     progress: bool = True,
 ) -> Path:
     """Convert ``<source_dir>/day_{0..23}.gz`` into shards under ``<data_dir>/criteo1tb``.
 
     Idempotent and resumable by day; the preflight asks for ``BYTES_PER_ROW`` per row still to
     convert (estimated from the gzip sizes at 4.4x compression and 250 TSV bytes a row).
+    `workers` > 1 converts that many days at once in separate processes (up to 24).
     """
     dest = Path(data_dir) / DATASET
     if (
@@ -341,16 +351,23 @@ def prepare(
         dest, int(est_rows * BYTES_PER_ROW), f"{DATASET} ({len(todo)} days to convert)"
     )
     for d in todo:
-        _say(
-            progress,
-            f"criteo1tb: converting {days[d]} ({NUM_DAYS - len(todo) + todo.index(d) + 1}/{NUM_DAYS})",
-        )
         for stale in dest.glob(f"day_{d}_*.npy"):
             stale.unlink()
-        sizes = convert_day(days[d], dest, d, rows_per_file=rows_per_file, progress=progress)
-        tmp = _done_path(dest, d).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"rows_per_file": rows_per_file, "sizes": sizes}))
-        os.replace(tmp, _done_path(dest, d))
+    if workers <= 1:
+        for k, d in enumerate(todo):
+            _say(progress, f"criteo1tb: converting {days[d]} ({k + 1}/{len(todo)})")
+            sizes = convert_day(days[d], dest, d, rows_per_file=rows_per_file, progress=progress)
+            _record_day(dest, d, rows_per_file, sizes)
+    elif todo:  # days are independent: one process each, a day recorded as soon as it is done
+        _say(progress, f"criteo1tb: converting {len(todo)} days on {workers} processes")
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo))) as pool:
+            jobs = {
+                pool.submit(convert_day, days[d], dest, d, rows_per_file=rows_per_file): d
+                for d in todo
+            }
+            for job in concurrent.futures.as_completed(jobs):
+                _record_day(dest, jobs[job], rows_per_file, job.result())
+                _say(progress, f"criteo1tb: {days[jobs[job]].name} done")
     files = {d: _day_done(dest, d, rows_per_file) or [] for d in range(NUM_DAYS)}
     if len(files[NUM_DAYS - 1]) <= NUM_TEST_FILES:
         raise DataError(
@@ -399,6 +416,7 @@ def prepare_dataset(
     progress: bool = True,
     source_dir: Path | str | None = None,
     rows_per_file: int = ROWS_PER_FILE,
+    workers: int = 1,
 ) -> Path:
     """`algoperf datasets prepare criteo1tb` entry (the user downloads the day files)."""
     del offline_fallback
@@ -409,7 +427,9 @@ def prepare_dataset(
             "criteo1tb: pass --criteo1tb_source_dir DIR, the folder holding day_0.gz ... "
             "day_23.gz downloaded from https://ailab.criteo.com/ressources/"
         )
-    return prepare(data_dir, source_dir, rows_per_file=rows_per_file, progress=progress)
+    return prepare(
+        data_dir, source_dir, rows_per_file=rows_per_file, workers=workers, progress=progress
+    )
 
 
 # --------------------------------------------------------------------------- batches

@@ -97,6 +97,9 @@ FAMILY = Family(
                 PrepareOption(
                     "--criteo1tb_source_dir", "source_dir", "folder with day_0.gz ... day_23.gz"
                 ),
+                PrepareOption(
+                    "--criteo1tb_workers", "workers", "days converted at once (processes)", "int"
+                ),
             ),
             description="Criteo 1TB Click Logs, 24 day_N.gz TSV files (user-supplied)",
         ),

@@ -196,3 +196,24 @@ def test_synthetic_batch_layout():
     b = data.synthetic_batch(None, 8, seed=0)
     assert b["inputs"].shape == (8, 39) and b["targets"].shape == (8,)
     assert np.all(b["inputs"][:, 13:] < np.array(data.RAW_VOCAB_SIZES))
+
+
+def test_parallel_days_give_the_same_shards(prepared, tmp_path):
+    root, source, dest, _ = prepared
+    other = data.prepare(tmp_path, source, rows_per_file=32, workers=2, progress=False)
+    for name in ("day_0_01", "day_22_00", "day_23_35"):
+        for key in ("labels", "dense", "cat"):
+            a, b = (np.load(d / f"{name}.{key}.npy") for d in (dest, other))
+            np.testing.assert_array_equal(a, b)
+    assert data.split_files(tmp_path, "validation") == data.split_files(root, "validation")
+
+
+def test_cli_prepare_forwards_the_source_dir_and_workers(prepared, tmp_path, capsys):
+    _, source, _, _ = prepared
+    assert data_cli.main(["prepare", "criteo1tb", f"--data_dir={tmp_path}"]) != 0
+    assert "pass --criteo1tb_source_dir DIR" in capsys.readouterr().err
+    argv = ["prepare", "criteo1tb", f"--data_dir={tmp_path}", f"--criteo1tb_source_dir={source}"]
+    # Upstream's 5M-line files: the tiny day 23 is one file, too few for the validation split.
+    assert data_cli.main([*argv, "--criteo1tb_workers=2"]) != 0
+    assert "day_23.gz: 1 files of 5,000,000 rows" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "criteo1tb" / "day_7.done.json").read_text())["sizes"]) == 1
