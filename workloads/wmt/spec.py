@@ -1,6 +1,6 @@
 """WMT17 German-to-English translation with a Transformer and its variants (upstream numbers)."""
 
-from algoperf.registry import Family
+from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -67,4 +67,25 @@ VARIANTS = {
 }
 
 # Listed with upstream's numbers; no implementation or dataset yet.
-FAMILY = Family(name="wmt", variants=VARIANTS)
+FAMILY = Family(
+    name="wmt",
+    variants=VARIANTS,
+    datasets=(
+        Dataset(
+            name="wmt",
+            prepare="workloads.wmt.data:prepare_dataset",
+            fixture="workloads.wmt.testing:write_fixture",
+            options=(
+                PrepareOption(
+                    "--wmt_source_dir",
+                    "source_dir",
+                    "folder with the extracted WMT17 de-en corpora and newstest2013/2014 SGM",
+                ),
+                PrepareOption(
+                    "--wmt_spm_model", "spm_model", "an existing SentencePiece model (upstream's)"
+                ),
+            ),
+            description="WMT17 de-en (local release files) -> 32k SentencePiece, packed, ~1.5 GB",
+        ),
+    ),
+)
