@@ -23,3 +23,11 @@ def dropout(module: nn.Module, x: jax.Array, train: bool, rate: Any) -> jax.Arra
     keep = 1.0 - rate
     mask = jax.random.bernoulli(module.make_rng("dropout"), keep, x.shape)
     return jnp.where(mask, x / keep, 0).astype(x.dtype)
+
+
+class Dropout(nn.Module):
+    """Inverted dropout as a flax submodule whose rate is a call argument (see `dropout`)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool, rate: Any) -> jax.Array:
+        return dropout(self, x, train, rate)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from workloads.common.flax_dropout import Dropout
 from workloads.criteo1tb.param_map import (
     NUM_DENSE_FEATURES,
     NUM_SPARSE_FEATURES,
@@ -33,7 +34,6 @@ from workloads.criteo1tb.param_map import (
     DlrmLayout,
     dlrm_layout,
 )
-from workloads.imagenet.vit_jax import Dropout
 
 _glorot = nn.initializers.glorot_uniform()
 

@@ -27,20 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from workloads.common.flax_dropout import Dropout
 from workloads.imagenet.param_map import ViTLayout, posemb_sincos_2d, vit_layout
-
-
-class Dropout(nn.Module):
-    """Inverted dropout whose rate is a call argument (draws from the ``dropout`` rng stream)."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool, rate: Any) -> jax.Array:
-        # A concrete zero rate needs no mask; a traced rate always gets one (no recompilation).
-        if not train or (isinstance(rate, int | float) and rate == 0):
-            return x
-        keep = 1.0 - rate
-        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, x.shape)
-        return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
 class MlpBlock(nn.Module):
