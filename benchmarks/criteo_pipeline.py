@@ -15,8 +15,7 @@ fields, ``-1``, 8-hex categoricals), then times on one process (one core):
 It prints each rate, the ratio to ``naive``, how many training steps per second one core's
 ``read`` rate feeds at upstream's 262,144 rows a step (the baseline's global batch on 8
 accelerators), and the hours ``prepare`` needs for all 4,373,472,329 rows on 1 to 64 cores
-(days convert independently, so prepare parallelises over days up to 24 processes; one
-process per day is what the prepare command runs today, see the report line).
+(days convert independently: ``--criteo1tb_workers N`` runs N of them at once, up to 24).
 
 Usage: python benchmarks/criteo_pipeline.py [--rows 100000] [--repeats 3]
 """
@@ -115,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         hours = TOTAL_ROWS / (rates["prepare"] * min(cores, data.NUM_DAYS)) / 3600
         print(f"prepare all {TOTAL_ROWS:,} rows on {cores:>2} cores: {hours:6.1f} h")
     print(
-        "(prepare runs one day at a time in one process today; parallel days need one "
-        "`prepare` process per day, not yet wired: cores above 1 are the projection)"
+        "(cores above 1: `--criteo1tb_workers N` converts N days at once, so the projection "
+        "assumes per-process rates hold and the disk keeps up; at most 24 days in parallel)"
     )
     return 0
 
