@@ -33,8 +33,8 @@ compile() {  # compile OUTPUT ARGS...
 
 for framework in jax pytorch both; do
   case "$framework" in
-    jax) extras=(--extra jax --extra sweep) ;;
-    pytorch) extras=(--extra pytorch --extra sweep) ;;
+    jax) extras=(--extra jax --extra sweep --extra text) ;;
+    pytorch) extras=(--extra pytorch --extra sweep --extra text) ;;
     both) extras=(--extra full) ;;
   esac
   for accelerator in cpu cuda; do
