@@ -565,3 +565,66 @@ def test_declared_accumulation_through_the_workload_is_exact_and_invariant(
     )["targets"]
     assert got["first_label"] == labels[0] and got["num_concat"] == 2_999
     assert 0 < got["balanced_accuracy"] <= 1
+
+
+_FAMILY_DEVICE_SCRIPT = """
+import json, sys
+from algoperf import registry, rng as rng_lib
+import jax
+rng_lib.configure_process("jax")
+name, data_dir = sys.argv[1], sys.argv[2]
+config = registry.get_config(name, data_dir)
+wl = registry.workload_class(name, "jax")(config)
+key = rng_lib.train_rngs(rng_lib.trial_rng(3, "jax", "external")).model_init
+params, state = wl.init_model_fn(key)
+n = config.num_validation_examples
+batch = 2 * max(1, min(config.eval_batch_size, n) // 2)
+out = wl._eval_model_on_split("validation", n, batch, params, state, None, data_dir)
+print(json.dumps({"devices": jax.device_count(), "metrics": out}))
+"""
+
+# Every implemented family other than MNIST (above), on its `--fixture` dataset.
+_FAMILY_DEVICE_CASES = [
+    ("cifar", "cifar10"),
+    ("imagenet_resnet", "imagenet"),
+    ("ogbg", "ogbg"),
+    ("fastmri", "fastmri"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.multi_device
+@pytest.mark.parametrize(("workload", "dataset"), _FAMILY_DEVICE_CASES)
+def test_every_family_eval_agrees_across_host_device_counts(workload, dataset, tmp_path):
+    """The validation metrics of each family on 1 and 2 JAX host devices agree to
+    `DEVICE_COUNT_RTOL` (the eval covers the same examples once on any device count)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from algoperf.cli import main
+
+    assert main(["datasets", "prepare", dataset, "--fixture", "--data_dir", str(tmp_path)]) == 0
+    repo = Path(__file__).resolve().parents[2]
+    results = {}
+    for devices in (1, 2):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        proc = subprocess.run(
+            [sys.executable, "-c", _FAMILY_DEVICE_SCRIPT, workload, str(tmp_path)],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["devices"] == devices
+        results[devices] = got["metrics"]
+    assert results[1], "no metrics"
+    assert set(results[2]) == set(results[1])
+    for key, value in results[1].items():
+        assert results[2][key] == pytest.approx(value, rel=DEVICE_COUNT_RTOL, abs=1e-9), key
