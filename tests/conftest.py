@@ -16,6 +16,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # two threads each on busy cores is 6-10x slower for these small tensors.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# Real data from Debian packages, fetched unpacked by scripts/debian_testdata.sh (CI runs it):
+# used where the variables are unset and the package was not installed system-wide.
+_DEBIAN = REPO_ROOT / ".cache" / "debian" / "usr" / "share"
+for _var, _path, _system in (
+    ("ALGOPERF_LIBRIVOX_TESTDATA", "pocketsphinx/test/data/librivox", "/usr/share/pocketsphinx"),
+    ("ALGOPERF_SWORD_DIR", "sword", "/usr/share/sword/mods.d"),
+):
+    if not os.environ.get(_var) and not Path(_system).exists() and (_DEBIAN / _path).is_dir():
+        os.environ[_var] = str(_DEBIAN / _path)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip `gpu` tests on machines without a CUDA device."""
