@@ -117,7 +117,7 @@ class ConfiguredWorkload(spec.Workload):
 
     @property
     def num_eval_train_examples(self) -> int:
-        return self.config.num_eval_train_examples
+        return self.config.num_eval_train_examples_for(self.framework)
 
     @property
     def num_validation_examples(self) -> int:

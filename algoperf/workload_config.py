@@ -9,6 +9,7 @@ A variant is `dataclasses.replace(BASE, name=..., model=..., validation_target_v
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -48,6 +49,10 @@ class WorkloadConfig:
         step_hint: approximate steps the baseline takes in the budget.
         num_train_examples / num_eval_train_examples / num_validation_examples /
         num_test_examples: split sizes (``num_test_examples`` None means no test split).
+        eval_train_whole_eval_batches: eval_train covers ``num_eval_train_examples`` rounded up
+            to a whole number of the framework's eval batches (upstream's criteo1tb: the
+            validation size 83,274,637 rounded up, 83,361,792 in JAX at 131,072 a batch and
+            83,279,872 in PyTorch at 8,192); read it through `num_eval_train_examples_for`.
         eval_batch_size: global eval batch size (``eval_batch_size_overrides`` per framework).
         train_mean / train_stddev: input normalisation constants.
         dropout_rate: default dropout rate passed to ``model_fn`` (None: model has no dropout).
@@ -85,6 +90,7 @@ class WorkloadConfig:
     eval_batch_size_overrides: Mapping[str, int] = dataclasses.field(
         default_factory=lambda: MappingProxyType({})
     )
+    eval_train_whole_eval_batches: bool = False
     train_mean: Any = None
     train_stddev: Any = None
     dropout_rate: float | None = None
@@ -126,6 +132,13 @@ class WorkloadConfig:
     def eval_batch_size_for(self, framework: str) -> int:
         """The global eval batch size for one framework."""
         return self.eval_batch_size_overrides.get(framework, self.eval_batch_size)
+
+    def num_eval_train_examples_for(self, framework: str) -> int:
+        """The eval_train examples one framework evaluates (what the runner passes)."""
+        if not self.eval_train_whole_eval_batches:
+            return self.num_eval_train_examples
+        batch = self.eval_batch_size_for(framework)
+        return math.ceil(self.num_eval_train_examples / batch) * batch
 
     def budget_sec(self, self_tuning: bool = False, self_tuning_factor: float = 1.5) -> float:
         """Training-time budget: x1 external tuning, x`self_tuning_factor` self-tuning."""

@@ -30,7 +30,6 @@ from __future__ import annotations
 import concurrent.futures
 import gzip
 import json
-import math
 import os
 import sys
 import time
@@ -435,8 +434,8 @@ def prepare_dataset(
 # --------------------------------------------------------------------------- batches
 
 
-def split_files(data_dir: Path | str, split: str) -> list[str]:
-    """Shard names of `split` (``train``, ``eval_train``, ``validation``, ``test``), upstream's."""
+def _split_layout(data_dir: Path | str, split: str) -> tuple[list[str], list[int]]:
+    """Shard names of `split` and their row counts, from the manifest."""
     dest = Path(data_dir) / DATASET
     if manifest_status(dest) != "ready":
         raise DataError(
@@ -444,79 +443,140 @@ def split_files(data_dir: Path | str, split: str) -> list[str]:
             "--criteo1tb_source_dir DIR`"
         )
     files = {int(d): s for d, s in _manifest_info(dest)["day_files"].items()}
-    last = [shard_name(NUM_DAYS - 1, i) for i in range(len(files[NUM_DAYS - 1]))]
     if split in ("train", "eval_train"):
-        return [shard_name(d, i) for d in range(NUM_DAYS - 1) for i in range(len(files[d]))]
-    if split == "validation":
-        return last[NUM_TEST_FILES:]
-    if split == "test":
-        return last[:NUM_TEST_FILES]
-    raise ValueError(f"unknown criteo1tb split {split!r}")
+        pairs = [(shard_name(d, i), n) for d in range(NUM_DAYS - 1) for i, n in enumerate(files[d])]
+    elif split in ("validation", "test"):
+        last = [(shard_name(NUM_DAYS - 1, i), n) for i, n in enumerate(files[NUM_DAYS - 1])]
+        pairs = last[NUM_TEST_FILES:] if split == "validation" else last[:NUM_TEST_FILES]
+    else:
+        raise ValueError(f"unknown criteo1tb split {split!r}")
+    return [name for name, _ in pairs], [int(n) for _, n in pairs]
 
 
-def _load_shard(dest: Path, name: str) -> dict[str, np.ndarray]:
-    arrays = {
-        k: np.load(dest / f"{name}.{k}.npy", mmap_mode="r") for k in ("labels", "dense", "cat")
-    }
-    return arrays
+def split_files(data_dir: Path | str, split: str) -> list[str]:
+    """Shard names of `split` (``train``, ``eval_train``, ``validation``, ``test``), upstream's."""
+    return _split_layout(data_dir, split)[0]
 
 
-def _rows(dest: Path, names: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
-    for name in names:
-        yield _load_shard(dest, name)
+def split_sizes(data_dir: Path | str) -> dict[str, int]:
+    """Rows of ``train``, ``validation`` and ``test`` of a prepared dataset."""
+    return {s: sum(_split_layout(data_dir, s)[1]) for s in ("train", "validation", "test")}
 
 
 def _assemble(parts: list[dict[str, np.ndarray]], size: int) -> dict[str, np.ndarray]:
     """Upstream's batch: ``inputs`` (B, 39) float32 = 13 dense then 26 ids as float32."""
-    labels = np.concatenate([p["labels"] for p in parts]).astype(np.float32)
-    dense = np.concatenate([p["dense"] for p in parts])
-    cat = np.concatenate([p["cat"] for p in parts]).astype(np.float32)
-    n = len(labels)
     inputs = np.zeros((size, NUM_DENSE + NUM_CAT), np.float32)
-    inputs[:n, :NUM_DENSE] = dense
-    inputs[:n, NUM_DENSE:] = cat
     targets = np.zeros(size, np.float32)
-    targets[:n] = labels
     weights = np.zeros(size, np.float32)
-    weights[:n] = 1.0
+    offset = 0
+    for p in parts:
+        n = len(p["labels"])
+        inputs[offset : offset + n, :NUM_DENSE] = p["dense"]
+        inputs[offset : offset + n, NUM_DENSE:] = p["cat"]
+        targets[offset : offset + n] = p["labels"]
+        offset += n
+    weights[:offset] = 1.0
     return {"inputs": inputs, "targets": targets, "weights": weights}
 
 
+class _Rows:
+    """Row ranges of a sequence of shards read as one array (only the rows asked for)."""
+
+    def __init__(self, dest: Path, names: Sequence[str], sizes: Sequence[int]) -> None:
+        self.dest, self.names = dest, list(names)
+        self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self._open: tuple[int, dict[str, np.ndarray]] | None = None
+
+    @property
+    def total(self) -> int:
+        return int(self.starts[-1])
+
+    def _shard(self, i: int) -> dict[str, np.ndarray]:
+        if self._open is None or self._open[0] != i:
+            arrays = {
+                k: np.load(self.dest / f"{self.names[i]}.{k}.npy", mmap_mode="r")
+                for k in ("labels", "dense", "cat")
+            }
+            self._open = (i, arrays)
+        return self._open[1]
+
+    def read(self, lo: int, hi: int) -> list[dict[str, np.ndarray]]:
+        """Rows ``lo`` to ``hi`` (global row numbers) as slices of the shards holding them."""
+        parts = []
+        i = int(np.searchsorted(self.starts, lo, side="right")) - 1
+        while lo < hi:
+            begin, end = int(self.starts[i]), int(self.starts[i + 1])
+            take = min(hi, end) - lo
+            if take > 0:
+                parts.append(
+                    {k: v[lo - begin : lo - begin + take] for k, v in self._shard(i).items()}
+                )
+                lo += take
+            i += 1
+        return parts
+
+
+def _check_shard(shard: tuple[int, int], batch_size: int) -> tuple[int, int]:
+    index, count = shard
+    if count < 1 or not 0 <= index < count or batch_size % count:
+        raise ValueError(
+            f"criteo1tb: shard {shard} must be (index, count) with 0 <= index < count and the "
+            f"global batch size {batch_size} divisible by count"
+        )
+    local = batch_size // count
+    return index * local, local
+
+
 def _batches(
-    dest: Path, names: Sequence[str], batch_size: int, drop_remainder: bool
+    rows: _Rows,
+    batch_size: int,
+    *,
+    drop_remainder: bool,
+    skip_rows: int = 0,
+    limit: int | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[dict[str, np.ndarray]]:
-    parts: list[dict[str, np.ndarray]] = []
-    have = 0
-    for shard in _rows(dest, names):
-        offset, n = 0, len(shard["labels"])
-        while offset < n:
-            take = min(batch_size - have, n - offset)
-            parts.append({k: v[offset : offset + take] for k, v in shard.items()})
-            have += take
-            offset += take
-            if have == batch_size:
-                yield _assemble(parts, batch_size)
-                parts, have = [], 0
-    if have and not drop_remainder:
-        yield _assemble(parts, batch_size)
+    """Global batches of `batch_size` consecutive rows from row `skip_rows` on (at most `limit`
+    rows); of each only this shard's rows are read, zero-padded with weight 0 past the end."""
+    first, local = _check_shard(shard, batch_size)
+    end = rows.total if limit is None else min(rows.total, skip_rows + limit)
+    available = max(0, end - skip_rows)
+    count = available // batch_size if drop_remainder else -(-available // batch_size)
+    for b in range(count):
+        lo = skip_rows + b * batch_size + first
+        yield _assemble(rows.read(min(lo, end), min(lo + local, end)), local)
 
 
 def train_batches(
-    data_dir: Path | str, batch_size: int, seed: int, *, split: str = "train"
+    data_dir: Path | str,
+    batch_size: int,
+    seed: int,
+    *,
+    split: str = "train",
+    start_step: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[dict[str, np.ndarray]]:
     """Infinite training batches: each epoch a permutation of the file names from
     ``default_rng([seed, epoch])``, files read in order, batches across file boundaries, the
-    incomplete last batch of an epoch dropped (upstream's ``drop_remainder`` + ``repeat``)."""
+    incomplete last batch of an epoch dropped (upstream's ``drop_remainder`` + ``repeat``).
+
+    ``start_step`` resumes at that batch exactly (nothing before it is read); ``shard=(r, W)``
+    yields only rows ``r B / W`` to ``(r + 1) B / W`` of every global batch (one DDP rank).
+    """
     dest = Path(data_dir) / DATASET
-    names = split_files(data_dir, split)
-    for epoch in range(sys.maxsize):
+    names, sizes = _split_layout(data_dir, split)
+    per_epoch = sum(sizes) // batch_size
+    if per_epoch == 0:
+        raise DataError(f"{dest}: {sum(sizes)} {split} rows, fewer than one batch of {batch_size}")
+    first_epoch, skip = divmod(start_step, per_epoch)
+    for epoch in range(first_epoch, sys.maxsize):
         order = np.random.default_rng([seed, epoch]).permutation(len(names))
-        produced = False
-        for batch in _batches(dest, [names[i] for i in order], batch_size, drop_remainder=True):
-            produced = True
+        rows = _Rows(dest, [names[i] for i in order], [sizes[i] for i in order])
+        for batch in _batches(
+            rows, batch_size, drop_remainder=True, skip_rows=skip * batch_size, shard=shard
+        ):
             yield {k: v for k, v in batch.items() if k != "weights"}
-        if not produced:
-            raise DataError(f"{dest}: fewer {split} rows than one batch of {batch_size}")
+        skip = 0
 
 
 def eval_batches(
@@ -526,27 +586,20 @@ def eval_batches(
     num_examples: int | None = None,
     *,
     seed: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[dict[str, np.ndarray]]:
     """Eval batches, the last one zero-padded with weight 0 (upstream's ``shard_and_maybe_pad_np``),
     at most `num_examples` real rows. ``validation`` / ``test`` read their files in order;
     ``eval_train`` reads the train files in the fixed order ``default_rng([seed, 2**32 - 1])`` gives
-    (upstream shuffles them once with the run's seed and replays the same batches every eval)."""
+    (upstream shuffles them once with the run's seed and replays the same batches every eval).
+    ``shard`` as in `train_batches`."""
     dest = Path(data_dir) / DATASET
-    names = split_files(data_dir, split)
+    names, sizes = _split_layout(data_dir, split)
     if split == "eval_train":
-        names = [names[i] for i in np.random.default_rng([seed, 2**32 - 1]).permutation(len(names))]
-    left = math.inf if num_examples is None else num_examples
-    for batch in _batches(dest, names, batch_size, drop_remainder=False):
-        if left <= 0:
-            return
-        real = int(batch["weights"].sum())
-        if real > left:
-            keep = int(left)
-            batch["weights"][keep:] = 0.0
-            batch["inputs"][keep:] = 0.0
-            batch["targets"][keep:] = 0.0
-        left -= real
-        yield batch
+        order = np.random.default_rng([seed, 2**32 - 1]).permutation(len(names))
+        names, sizes = [names[i] for i in order], [sizes[i] for i in order]
+    rows = _Rows(dest, names, sizes)
+    yield from _batches(rows, batch_size, drop_remainder=False, limit=num_examples, shard=shard)
 
 
 def synthetic_batch(config: Any, global_batch_size: int, seed: int) -> dict[str, np.ndarray]:

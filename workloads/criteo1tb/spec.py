@@ -1,7 +1,5 @@
 """Criteo 1TB click-through-rate prediction with DLRM-small and its variants (upstream numbers)."""
 
-import math
-
 from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import JAX_MEMORY_FRACTION, WorkloadConfig
@@ -19,7 +17,10 @@ CRITEO1TB = WorkloadConfig(
     eval_period_time_sec=120,
     step_hint=10_666,
     num_train_examples=4_195_197_692,
-    num_eval_train_examples=83_361_792,
+    # Upstream: the validation size rounded up to whole eval batches, per framework
+    # (JAX 83,361,792 at 131,072; PyTorch 83,279,872 at 8,192).
+    num_eval_train_examples=83_274_637,
+    eval_train_whole_eval_batches=True,
     num_validation_examples=83_274_637,
     num_test_examples=95_000_000,
     eval_batch_size=131_072,
@@ -35,6 +36,12 @@ CRITEO1TB = WorkloadConfig(
     benchmark=True,
     torch_compile_model=False,
     environment=JAX_MEMORY_FRACTION,
+)
+
+# Upstream's Criteo1TbDlrmSmallTestWorkload: the base workload at vocab 32 * 128 * 16, a CPU-sized
+# configuration. Registered for development (dev_only, never scored); its targets are the base's.
+CRITEO1TB_TEST = CRITEO1TB.variant(
+    "criteo1tb_test", model={"vocab_size": 65_536}, benchmark=False, dev_only=True
 )
 
 VARIANTS = {
@@ -62,31 +69,17 @@ VARIANTS = {
             test_target_value=0.12648,
             benchmark=False,
         ),
+        CRITEO1TB_TEST,
     )
 }
 
-# Upstream's Criteo1TbDlrmSmallTestWorkload: the base workload at vocab 32 * 128 * 16. Not in
-# VARIANTS yet: a registered variant of a scored base enters the generated target sets
-# (scoring/targets), which needs a decision on how dev variants of scored bases are listed.
-CRITEO1TB_TEST = CRITEO1TB.variant(
-    "criteo1tb_test", model={"vocab_size": 65_536}, benchmark=False, dev_only=True
-)
-
-
-def num_eval_train_examples(config: WorkloadConfig, framework: str) -> int:
-    """Upstream's eval-train size: the validation size rounded up to a whole eval batch.
-
-    It depends on the framework's eval batch size: 83,361,792 in JAX (131,072), 83,279,872 in
-    PyTorch (8,192); ``num_eval_train_examples`` above is the JAX figure.
-    """
-    batch = config.eval_batch_size_for(framework)
-    return math.ceil(config.num_validation_examples / batch) * batch
-
-
-# Listed with upstream's numbers; no implementation yet.
 FAMILY = Family(
     name="criteo1tb",
     variants=VARIANTS,
+    implementations={
+        "jax": "workloads.criteo1tb.workload_jax:Criteo1TbWorkload",
+        "pytorch": "workloads.criteo1tb.workload_pytorch:Criteo1TbWorkload",
+    },
     datasets=(
         Dataset(
             name="criteo1tb",
@@ -104,4 +97,12 @@ FAMILY = Family(
             description="Criteo 1TB Click Logs, 24 day_N.gz TSV files (user-supplied)",
         ),
     ),
+    synthetic_batch="workloads.criteo1tb.data:synthetic_batch",
+    param_counts={
+        "criteo1tb": 539_267_457,
+        "criteo1tb_layernorm": 539_275_137,
+        "criteo1tb_embed_init": 539_267_457,
+        "criteo1tb_resnet": 538_121_473,
+        "criteo1tb_test": 10_785_153,
+    },
 )

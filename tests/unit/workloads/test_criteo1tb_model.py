@@ -112,9 +112,10 @@ def test_variants_are_data():
 
 def test_num_eval_train_examples_per_framework_as_upstream():
     config = get_config("criteo1tb")
-    assert spec.num_eval_train_examples(config, "jax") == 83_361_792
-    assert spec.num_eval_train_examples(config, "pytorch") == 83_279_872
-    assert config.num_eval_train_examples == 83_361_792
+    assert config.num_eval_train_examples_for("jax") == 83_361_792
+    assert config.num_eval_train_examples_for("pytorch") == 83_279_872
+    # The recorded size is upstream's starting point: the validation size before rounding.
+    assert config.num_eval_train_examples == config.num_validation_examples == 83_274_637
 
 
 def _check_init(table, bottom_w, top_w, top_b, scale):
