@@ -14,6 +14,12 @@ forcing); packed batches pass positions and segment ids, which give block-diagon
 
 Dropout's rate is a call argument (traced under jit: changing it does not compile again) and draws
 from the ``dropout`` rng stream.
+
+Incremental decoding: ``build_model(...).clone(decoding=True)`` (see `decoding_model`) is the same
+model, same ``params``, whose decoder takes one token per call and keeps a ``cache`` collection
+(flax's per-layer ``cached_key``/``cached_value``/``cache_index`` plus the decoder's position
+index), as upstream's decode mode: no right shift (the caller feeds the previous token), the
+self-attention attends to the cached positions, the cross-attention to the non-padding sources.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ _KERNEL_INIT = nn.initializers.xavier_uniform()
 _BIAS_INIT = nn.initializers.normal(stddev=1e-6)
 
 
-def _attention(layout: TransformerLayout) -> nn.MultiHeadDotProductAttention:
+def _attention(layout: TransformerLayout, decode: bool = False) -> nn.MultiHeadDotProductAttention:
     return nn.MultiHeadDotProductAttention(
         num_heads=layout.num_heads,
         qkv_features=layout.emb_dim,
@@ -48,6 +54,7 @@ def _attention(layout: TransformerLayout) -> nn.MultiHeadDotProductAttention:
         broadcast_dropout=False,
         dropout_rate=0.0,
         deterministic=True,
+        decode=decode,
     )
 
 
@@ -101,6 +108,7 @@ class EncoderDecoder1DBlock(nn.Module):
     """Causal self-attention, cross-attention on the encoding, then MLP."""
 
     layout: TransformerLayout
+    decoding: bool = False
 
     @nn.compact
     def __call__(
@@ -113,7 +121,7 @@ class EncoderDecoder1DBlock(nn.Module):
         rate: Any,
     ) -> jax.Array:
         cfg, temp = self.layout, self.layout.attention_temp
-        attend = lambda h: _attention(cfg)(temp * h, h, mask=decoder_mask)  # noqa: E731
+        attend = lambda h: _attention(cfg, self.decoding)(temp * h, h, mask=decoder_mask)  # noqa: E731
         x = _residual(self, targets, attend, train, rate)
         cross = lambda h: _attention(cfg)(temp * h, encoded, mask=cross_mask)  # noqa: E731
         x = _residual(self, x, cross, train, rate)
@@ -149,16 +157,31 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     layout: TransformerLayout
     shared_embedding: nn.Embed
+    decoding: bool = False
+
+    def _positions(self, y: jax.Array, positions: jax.Array | None) -> jax.Array:
+        """Sinusoidal positions; in decode mode the one of the cached step index."""
+        if not self.decoding:
+            return _embed_positions(y, positions, self.layout.max_len)
+        ready = self.has_variable("cache", "position_index")
+        index = self.variable("cache", "position_index", lambda: jnp.array(0, jnp.int32))
+        if not ready:  # init: a full-length dummy target
+            return _embed_positions(y, None, self.layout.max_len)
+        table = jnp.asarray(sinusoidal_table(self.layout.max_len, y.shape[-1]))
+        step = index.value
+        index.value = step + 1
+        return y + jax.lax.dynamic_slice_in_dim(table, step, 1, axis=1)
 
     @nn.compact
     def __call__(
         self, encoded, targets, positions, decoder_mask, cross_mask, train: bool, rate: Any
     ) -> jax.Array:
         cfg = self.layout
-        y = self.shared_embedding(shift_right(targets.astype(jnp.int32)))
-        y = _dropout(self, _embed_positions(y, positions, cfg.max_len), train, rate)
+        targets = targets.astype(jnp.int32)
+        y = self.shared_embedding(targets if self.decoding else shift_right(targets))
+        y = _dropout(self, self._positions(y, positions), train, rate)
         for i in range(cfg.num_layers):
-            block = EncoderDecoder1DBlock(cfg, name=f"encoderdecoderblock_{i}")
+            block = EncoderDecoder1DBlock(cfg, self.decoding, name=f"encoderdecoderblock_{i}")
             y = block(y, encoded, decoder_mask, cross_mask, train, rate)
         if cfg.pre_ln:
             y = _layer_norm("encoderdecoder_layernorm")(y)
@@ -170,6 +193,7 @@ class Transformer(nn.Module):
     """``__call__(inputs, targets, ...)`` returns (batch, target length, vocab) logits."""
 
     layout: TransformerLayout
+    decoding: bool = False
 
     def setup(self) -> None:
         cfg = self.layout
@@ -177,7 +201,7 @@ class Transformer(nn.Module):
             cfg.vocab_size, cfg.emb_dim, embedding_init=nn.initializers.normal(stddev=1.0)
         )
         self.encoder = Encoder(cfg, self.shared_embedding)
-        self.decoder = Decoder(cfg, self.shared_embedding)
+        self.decoder = Decoder(cfg, self.shared_embedding, self.decoding)
 
     def encode(
         self,
@@ -205,7 +229,13 @@ class Transformer(nn.Module):
         train: bool = False,
         dropout_rate: Any = 0.0,
     ) -> jax.Array:
-        """Teacher-forced decoder logits (causal, padding and segment masks)."""
+        """Teacher-forced decoder logits (causal, padding and segment masks).
+
+        In decode mode `targets` is the (batch, 1) previous token and the masks are the cache's.
+        """
+        if self.decoding:
+            cross_mask = nn.make_attention_mask(jnp.ones_like(targets) > 0, inputs > 0)
+            return self.decoder(encoded, targets, None, None, cross_mask, train, dropout_rate)
         decoder_mask = nn.combine_masks(
             nn.make_attention_mask(targets > 0, targets > 0), nn.make_causal_mask(targets)
         )
@@ -256,3 +286,23 @@ def init(model: Transformer, rng: jax.Array) -> Any:
     """``params`` of `model` (shapes do not depend on the length of the init batch)."""
     tokens = jnp.ones((2, 8), jnp.int32)
     return model.init({"params": rng}, tokens, tokens)["params"]
+
+
+def decoding_model(model: Transformer) -> Transformer:
+    """`model` in decode mode (same parameters; one target token per call, ``cache`` mutable)."""
+    return model if model.decoding else model.clone(decoding=True)
+
+
+def init_cache(model: Transformer, batch_size: int, max_decode_len: int) -> Any:
+    """A zero decoding cache for `batch_size` rows of up to `max_decode_len` target positions."""
+    if max_decode_len > model.layout.max_len:
+        raise ValueError(
+            f"workloads/wmt/model_jax.py: max_decode_len {max_decode_len} exceeds the model's "
+            f"max_len {model.layout.max_len}; pass max_decode_len <= max_len"
+        )
+    dummy_in = jnp.ones((batch_size, 1), jnp.int32)
+    dummy_out = jnp.ones((batch_size, max_decode_len), jnp.int32)
+    shapes = jax.eval_shape(
+        lambda: decoding_model(model).init(jax.random.PRNGKey(0), dummy_in, dummy_out)["cache"]
+    )
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)

@@ -9,6 +9,11 @@ sinusoidal table (a non-persistent buffer) are held once, at the top, not aliase
 encoder and decoder. Init as upstream's PyTorch: Xavier-uniform on every Linear weight as built
 (the fused q/k/v and k/v projections too), normal(1e-6) biases, embedding normal(1.0).
 Masks are additive -1e10, as upstream's PyTorch.
+
+Incremental decoding (`Transformer.decode_step`): one target token per call; each decoder layer
+keeps its self-attention keys and values in a cache of (batch, heads, max_decode_len, head_dim)
+tensors written at the step index, and the cross-attention keys and values of the encoding are
+projected once per source batch (`Transformer.memory_kv`).
 """
 
 from __future__ import annotations
@@ -52,23 +57,41 @@ class MultiheadAttention(nn.Module):
             self.kv_proj = nn.Linear(d, 2 * d, bias=False)
         self.out_proj = nn.Linear(d, d, bias=False)
 
-    def project(self, x: torch.Tensor, mem: torch.Tensor | None = None) -> tuple:
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
+    def memory_kv(self, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention (k, v) of `mem`, each (batch, heads, length, head_dim)."""
+        k, v = self.kv_proj(mem).split(mem.shape[-1], dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def project(self, x: torch.Tensor, mem: torch.Tensor | None = None, kv=None) -> tuple:
         """(q, k, v), each (batch, heads, length, head_dim); q scaled by the temperature."""
         d = x.shape[-1]
         if self.self_attn:
             q, k, v = self.in_proj(x).split(d, dim=-1)
+            k, v = self._heads(k), self._heads(v)
         else:
             q = self.q_proj(x)
-            k, v = self.kv_proj(mem).split(d, dim=-1)
-        heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731
-        return heads(self.attention_temp * q), heads(k), heads(v)
+            k, v = self.memory_kv(mem) if kv is None else kv
+        return self._heads(self.attention_temp * q), k, v
 
     def attend(self, q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.transpose(1, 2).flatten(-2))
 
-    def forward(self, x, mem=None, mask=None) -> torch.Tensor:
-        return self.attend(*self.project(x, mem), mask)
+    def forward(self, x, mem=None, mask=None, kv=None) -> torch.Tensor:
+        return self.attend(*self.project(x, mem, kv), mask)
+
+    def cached(self, x: torch.Tensor, cache: dict[str, torch.Tensor], index: int) -> torch.Tensor:
+        """Self-attention of the (batch, 1, d) step `x` over the cached steps 0..index.
+
+        Writes this step's keys and values into ``cache['k']``/``cache['v']`` at `index`.
+        """
+        q, k, v = self.project(x)
+        cache["k"][:, :, index] = k[:, :, 0]
+        cache["v"][:, :, index] = v[:, :, 0]
+        return self.attend(q, cache["k"][:, :, : index + 1], cache["v"][:, :, : index + 1], None)
 
 
 class _Block(nn.Module):
@@ -122,9 +145,17 @@ class TransformerDecoderLayer(_Block):
         self.norm2 = nn.LayerNorm(layout.emb_dim, eps=1e-6)
         self.norm3 = nn.LayerNorm(layout.emb_dim, eps=1e-6)
 
-    def forward(self, x, memory, tgt_mask, memory_mask, p: float) -> torch.Tensor:
-        x = self._sub(x, self.norm1, lambda h: self.self_attn(h, mask=tgt_mask), p)
-        x = self._sub(x, self.norm2, lambda h: self.multihead_attn(h, memory, memory_mask), p)
+    def forward(
+        self, x, memory, tgt_mask, memory_mask, p: float, cache=None, index: int = 0, kv=None
+    ) -> torch.Tensor:
+        """Teacher-forced, or one decoding step when `cache` (and the memory's `kv`) is given."""
+        if cache is None:
+            attend = lambda h: self.self_attn(h, mask=tgt_mask)  # noqa: E731
+        else:
+            attend = lambda h: self.self_attn.cached(h, cache, index)  # noqa: E731
+        x = self._sub(x, self.norm1, attend, p)
+        cross = lambda h: self.multihead_attn(h, memory, memory_mask, kv)  # noqa: E731
+        x = self._sub(x, self.norm2, cross, p)
         if self.pre_ln:
             return x + self._ff_block(self.norm3(x), p)
         return self.norm3(x + self._ff_block(x, p))
@@ -264,3 +295,47 @@ class Transformer(nn.Module):
 def build_model(options: Mapping[str, Any]) -> Transformer:
     """The Transformer of a wmt ``config.model`` dict (works under ``torch.device('meta')``)."""
     return Transformer(transformer_layout(options))
+
+
+def decode_step(
+    model: Transformer,
+    memory_kv: list[tuple[torch.Tensor, torch.Tensor]],
+    src: torch.Tensor,
+    token: torch.Tensor,
+    cache: list[dict[str, torch.Tensor]],
+    index: int,
+) -> torch.Tensor:
+    """(batch, vocab) next-token logits after feeding the (batch,) `token` at position `index`.
+
+    `memory_kv` comes from `memory_kv`, `cache` from `init_cache`; the cache is written in place.
+    """
+    memory_mask = _additive((src > 0)[:, None, :])
+    y = model.shared_embedding(token.long()[:, None]) + model.pe[:, index : index + 1]
+    for layer, kv, layer_cache in zip(model.decoder.decoder.layers, memory_kv, cache, strict=True):
+        y = layer(y, None, None, memory_mask, 0.0, layer_cache, index, kv)
+    if model.decoder.decoder.norm is not None:
+        y = model.decoder.decoder.norm(y)
+    return model.logits(y)[:, 0]
+
+
+def memory_kv(model: Transformer, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every decoder layer's cross-attention (k, v) of the encoder output `memory`."""
+    return [layer.multihead_attn.memory_kv(memory) for layer in model.decoder.decoder.layers]
+
+
+def init_cache(
+    model: Transformer, batch_size: int, max_decode_len: int
+) -> list[dict[str, torch.Tensor]]:
+    """Zero self-attention caches, one {'k', 'v'} per decoder layer."""
+    cfg = model.layout
+    if max_decode_len > cfg.max_len:
+        raise ValueError(
+            f"workloads/wmt/model_pytorch.py: max_decode_len {max_decode_len} exceeds the "
+            f"model's max_len {cfg.max_len}; pass max_decode_len <= max_len"
+        )
+    weight = model.shared_embedding.weight
+    shape = (batch_size, cfg.num_heads, max_decode_len, cfg.emb_dim // cfg.num_heads)
+    return [
+        {n: torch.zeros(shape, dtype=weight.dtype, device=weight.device) for n in ("k", "v")}
+        for _ in range(cfg.num_layers)
+    ]

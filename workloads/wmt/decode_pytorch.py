@@ -1,0 +1,121 @@
+"""wmt translation in PyTorch: greedy or upstream's beam search over the model's decoding cache.
+
+The search rules are `decode_common`'s, run in its Python loop with torch operations on the
+model's device; the decoder takes one cached step per iteration (`model_pytorch.decode_step`) and
+the per-layer caches follow their beams' parents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from workloads.wmt import decode_common, model_pytorch
+
+
+class TorchOps:
+    """`decode_common.ArrayOps` in torch; top-k by a stable sort (ties as ``lax.top_k``)."""
+
+    def top_k(self, x, k):
+        values, idx = torch.sort(x, dim=-1, descending=True, stable=True)
+        return values[..., :k], idx[..., :k]
+
+    def take(self, x, idx):
+        return x[torch.arange(x.shape[0], device=x.device)[:, None], idx]
+
+    def set_position(self, seqs, index, ids):
+        out = seqs.clone()
+        out[:, :, index] = ids.to(seqs.dtype)
+        return out
+
+    def get_position(self, seqs, index):
+        return seqs[:, :, index]
+
+    def flip1(self, x):
+        return torch.flip(x, (1,))
+
+    def concat1(self, xs):
+        return torch.cat(xs, 1)
+
+    def min1(self, x):
+        return x.amin(1, keepdim=True)
+
+    def all(self, x):
+        return torch.all(x)
+
+    def any1(self, x):
+        return x.any(1)
+
+    def where(self, cond, a, b):
+        return torch.where(cond, a, b)
+
+    def log_softmax(self, x):
+        return F.log_softmax(x, dim=-1)
+
+    def argmax(self, x):
+        return x.argmax(-1)
+
+    def asarray_like(self, x, like):
+        return torch.as_tensor(x, dtype=like.dtype, device=like.device)
+
+
+_OPS = TorchOps()
+
+
+@torch.no_grad()
+def translate(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    *,
+    beam_size: int = 4,
+    alpha: float = 0.6,
+    max_decode_len: int = 256,
+    eos_id: int = decode_common.EOS_ID,
+) -> np.ndarray:
+    """(batch, max_decode_len) int32 translations of the 0-padded (batch, src_len) `inputs`.
+
+    `model` is the wmt `model_pytorch.Transformer` (DDP/DataParallel wrappers are unwrapped),
+    `inputs` a LongTensor on its device; ``beam_size=1`` is greedy. Rows are cut after the first
+    EOS (kept), as `decode_common.finalize` says. Runs in eval mode, restoring the mode after.
+    """
+    model = getattr(model, "module", model)
+    if not isinstance(model, model_pytorch.Transformer):
+        raise TypeError(
+            f"workloads/wmt/decode_pytorch.py: translate needs the wmt Transformer, got "
+            f"{type(model).__name__}"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        seqs = _search(model, inputs.long(), beam_size, alpha, max_decode_len, eos_id)
+    finally:
+        model.train(was_training)
+    return decode_common.finalize(seqs.cpu().numpy(), eos_id)
+
+
+def _search(model, inputs, beam_size, alpha, max_decode_len, eos_id) -> torch.Tensor:
+    batch = inputs.shape[0]
+    flat_inputs = inputs.repeat_interleave(beam_size, 0)
+    memory_kv = model_pytorch.memory_kv(model, model.encode(inputs).repeat_interleave(beam_size, 0))
+    cache = model_pytorch.init_cache(model, batch * beam_size, max_decode_len)
+    state = decode_common.search_init(batch, beam_size, max_decode_len)
+    state = type(state)(*(torch.as_tensor(x, device=inputs.device) for x in state))
+
+    def next_logits(tokens: torch.Tensor, index: int) -> torch.Tensor:
+        return model_pytorch.decode_step(model, memory_kv, flat_inputs, tokens, cache, index)
+
+    def reorder(rows: torch.Tensor) -> None:
+        for layer in cache:
+            for name in layer:
+                layer[name] = layer[name][rows]
+
+    return decode_common.run_search(
+        _OPS,
+        state,
+        next_logits,
+        reorder,
+        alpha=alpha,
+        max_decode_len=max_decode_len,
+        eos_id=eos_id,
+    )
