@@ -36,8 +36,8 @@ compile() {  # compile OUTPUT ARGS...
 
 for framework in jax pytorch both; do
   case "$framework" in
-    jax) extras=(--extra jax --extra sweep --extra text) ;;
-    pytorch) extras=(--extra pytorch --extra sweep --extra text) ;;
+    jax) extras=(--extra jax --extra sweep --extra text --extra molecules) ;;
+    pytorch) extras=(--extra pytorch --extra sweep --extra text --extra molecules) ;;
     both) extras=(--extra full) ;;
   esac
   for accelerator in cpu cuda; do

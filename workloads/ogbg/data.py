@@ -213,7 +213,8 @@ def _load_cached(directory: str) -> Graphs:
         "edge_feat": (edge_offsets[-1], EDGE_FEATURES),
         "senders": (edge_offsets[-1],),
         "receivers": (edge_offsets[-1],),
-        "labels": (len(num_nodes), NUM_TASKS),
+        # Any number of tasks (ogbg-molpcba has NUM_TASKS; smaller molecule sets fewer).
+        "labels": (len(num_nodes), arrays["labels"].shape[-1] if arrays["labels"].ndim else 0),
     }
     for name, shape in checks.items():
         if arrays[name].shape != tuple(int(s) for s in shape):
@@ -630,12 +631,17 @@ def convert(archive_path: Path, dest: Path, progress: bool = False) -> dict[str,
         labels=raw["labels"].astype(np.float32),
         **{f"split_{s}": idx for s, idx in splits.items()},
     )
+    save_arrays(dest, arrays)
+    return arrays
+
+
+def save_arrays(dest: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the converted arrays (`ARRAYS`) into `dest`, each file replaced atomically."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ARRAYS:
         tmp = dest / f"{name}.tmp.npy"
         np.save(tmp, arrays[name])
         os.replace(tmp, dest / f"{name}.npy")
-    return arrays
 
 
 def prepare(

