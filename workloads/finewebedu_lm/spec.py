@@ -29,6 +29,16 @@ FINEWEBEDU_LM = WorkloadConfig(
     num_validation_examples=100_000,
     num_test_examples=None,
     eval_batch_size=256,
+    # Upstream's BaseLmWorkload sizes; bfloat16 compute with float32 parameters (param_map).
+    model={
+        "vocab_size": 50_257,
+        "model_dim": 1024,
+        "num_heads": 8,
+        "num_layers": 12,
+        "mlp_dim": 4096,
+        "seq_len": 1024,
+        "compute_dtype": "bfloat16",
+    },
     benchmark=True,
     notes="runner target ppl <= 22.432 (upstream workload.py); scoring target 22.2995",
 )
@@ -66,4 +76,6 @@ FAMILY = Family(
             description="fineweb-edu sample-10BT parquet -> GPT-2 BPE uint16 windows, ~20 GB",
         ),
     ),
+    # 12 x 16,779,265 + tied embedding 51,463,168 + final norm 1,024.
+    param_counts={"finewebedu_lm": 252_815_372},
 )
