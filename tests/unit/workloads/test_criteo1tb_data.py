@@ -184,6 +184,48 @@ def test_eval_batches_pad_with_zero_weight_and_cap(prepared):
     np.testing.assert_array_equal(same[1]["inputs"], capped[1]["inputs"])
 
 
+def test_train_batches_resume_at_any_step(prepared):
+    """``start_step`` k gives batch k onwards, across an epoch boundary too."""
+    root = prepared[0]
+    full = data.train_batches(root, 50, seed=3)
+    batches = [next(full) for _ in range(40)]  # 29 batches an epoch
+    for start in (0, 5, 29, 31):
+        resumed = data.train_batches(root, 50, seed=3, start_step=start)
+        for want in batches[start : start + 3]:
+            np.testing.assert_array_equal(next(resumed)["inputs"], want["inputs"])
+
+
+def test_shards_are_the_rows_of_the_unsharded_batches(prepared):
+    """Each of W ranks reads its contiguous B / W rows of every global batch (train and eval,
+    the padded last eval batch included) and nothing else."""
+    root = prepared[0]
+    world = 4
+    train = data.train_batches(root, 48, seed=1, start_step=27)
+    ranks = [
+        data.train_batches(root, 48, seed=1, start_step=27, shard=(r, world)) for r in range(4)
+    ]
+    for _ in range(4):
+        whole = next(train)
+        parts = [next(it) for it in ranks]
+        for key in whole:
+            np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), whole[key])
+    whole = list(data.eval_batches(root, "validation", 96, num_examples=500))
+    for r in range(world):
+        part = list(data.eval_batches(root, "validation", 96, num_examples=500, shard=(r, world)))
+        assert len(part) == len(whole) == 6
+        for a, b in zip(part, whole, strict=True):
+            for key in b:
+                np.testing.assert_array_equal(a[key], b[key][r * 24 : (r + 1) * 24])
+    assert sum(b["weights"].sum() for b in whole) == 500
+    with pytest.raises(ValueError, match=r"shard \(0, 5\).*divisible"):
+        next(data.eval_batches(root, "validation", 96, shard=(0, 5)))
+
+
+def test_split_sizes_from_the_manifest(prepared):
+    sizes = data.split_sizes(prepared[0])
+    assert sizes == {"train": 1472, "validation": 522, "test": 608}
+
+
 def test_cli_fixture_prepares_the_real_format(tmp_path, capsys):
     assert data_cli.main(["prepare", "criteo1tb", "--fixture", f"--data_dir={tmp_path}"]) == 0
     assert (tmp_path / "criteo1tb" / "source" / "day_23.gz").is_file()
