@@ -52,3 +52,30 @@ def mnist_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for dataset in ("mnist", "fashion_mnist"):
         write_fixture(root, dataset, full_size=True)
     return root
+
+
+@pytest.fixture
+def serve_directory():
+    """``serve_directory(path) -> base URL``: a quiet HTTP server on 127.0.0.1 for `path`'s files
+    (Range requests not honoured: a resumed download restarts), stopped after the test."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    servers = []
+
+    def serve(path: Path) -> str:
+        handler = functools.partial(Quiet, directory=str(path))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

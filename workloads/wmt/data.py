@@ -1,7 +1,8 @@
 """WMT17 de-en on disk: line-aligned corpora and SGM test sets -> SentencePiece ids -> packed arrays.
 
-Sources, from a local folder (``--wmt_source_dir``) holding what the WMT17 release archives
-extract to (statmt.org ``training-parallel-europarl-v7.tgz``, ``training-parallel-commoncrawl.tgz``,
+Sources, downloaded and verified by `workloads.wmt.download` (the default), or from a local
+folder (``--wmt_source_dir``) holding what the WMT17 release archives extract to (statmt.org
+``training-parallel-europarl-v7.tgz``, ``training-parallel-commoncrawl.tgz``,
 ``training-parallel-nc-v12.tgz``, ``rapid2016.tgz``, ``dev.tgz``, ``test-full.tgz``):
 
 * training pairs: line-aligned files ``<corpus>.de-en.de`` / ``<corpus>.de-en.en`` (Europarl v7,
@@ -234,7 +235,11 @@ def prepare(
     tokenizer_max_bytes: int = TOKENIZER_MAX_BYTES,
     progress: bool = True,
 ) -> Path:
-    """Tokenise, filter and pack WMT17 de-en from `source_dir` into ``<data_dir>/wmt``."""
+    """Tokenise, filter and pack WMT17 de-en from `source_dir` into ``<data_dir>/wmt``.
+
+    Without `source_dir` the release archives are downloaded first (`workloads.wmt.download`:
+    verified, resumable) into ``<data_dir>/wmt/source``.
+    """
     from workloads.common.tokenizer import Tokenizer, train_sentencepiece
 
     dest = Path(data_dir) / DATASET
@@ -244,10 +249,9 @@ def prepare(
     ):
         return dest
     if source_dir is None:
-        raise DataError(
-            f"{dest}: not prepared; run `algoperf datasets prepare wmt --wmt_source_dir DIR "
-            f"--data_dir {data_dir}` with the extracted WMT17 de-en archives in DIR"
-        )
+        from workloads.wmt.download import download_sources
+
+        source_dir = download_sources(dest / "source", progress=progress)
     src_dir = Path(source_dir)
     if not src_dir.is_dir():
         raise DataError(f"{src_dir}: no such directory; pass --wmt_source_dir")
