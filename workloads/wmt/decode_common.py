@@ -229,14 +229,20 @@ def run_search(
 
 
 class NumpyOps:
-    """`ArrayOps` in numpy (tests and reference runs)."""
+    """`ArrayOps` over an array namespace with numpy's names (numpy itself: tests, references).
+
+    `decode_jax` passes jax.numpy and overrides what must work on traced values.
+    """
+
+    def __init__(self, xp: Any = np) -> None:
+        self.xp = xp
 
     def top_k(self, x, k):
         idx = np.argsort(-x, axis=-1, kind="stable")[..., :k]
         return np.take_along_axis(x, idx, -1), idx
 
     def take(self, x, idx):
-        return x[np.arange(x.shape[0])[:, None], idx]
+        return x[self.xp.arange(x.shape[0])[:, None], idx]
 
     def set_position(self, seqs, index, ids):
         out = seqs.copy()
@@ -247,29 +253,29 @@ class NumpyOps:
         return seqs[:, :, index]
 
     def flip1(self, x):
-        return np.flip(x, 1)
+        return self.xp.flip(x, 1)
 
     def concat1(self, xs):
-        return np.concatenate(xs, 1)
+        return self.xp.concatenate(xs, 1)
 
     def min1(self, x):
         return x.min(1, keepdims=True)
 
     def all(self, x):
-        return np.all(x)
+        return self.xp.all(x)
 
     def any1(self, x):
         return x.any(1)
 
     def where(self, cond, a, b):
-        return np.where(cond, a, b)
+        return self.xp.where(cond, a, b)
 
     def log_softmax(self, x):
         x = x - x.max(-1, keepdims=True)
         return (x - np.log(np.exp(x).sum(-1, keepdims=True))).astype(np.float32)
 
     def argmax(self, x):
-        return x.argmax(-1)
+        return self.xp.argmax(x, -1)
 
     def asarray_like(self, x, like):
-        return np.asarray(x, like.dtype)
+        return self.xp.asarray(x, like.dtype)

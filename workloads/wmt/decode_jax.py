@@ -18,14 +18,14 @@ from jax import lax
 from workloads.wmt import decode_common, model_jax
 
 
-class JaxOps:
+class JaxOps(decode_common.NumpyOps):
     """`decode_common.ArrayOps` in jax.numpy (usable under jit; `index` may be traced)."""
+
+    def __init__(self) -> None:
+        super().__init__(jnp)
 
     def top_k(self, x, k):
         return lax.top_k(x, k)
-
-    def take(self, x, idx):
-        return x[jnp.arange(x.shape[0])[:, None], idx]
 
     def set_position(self, seqs, index, ids):
         return lax.dynamic_update_slice_in_dim(seqs, ids[:, :, None].astype(seqs.dtype), index, 2)
@@ -33,32 +33,8 @@ class JaxOps:
     def get_position(self, seqs, index):
         return lax.dynamic_index_in_dim(seqs, index, 2, keepdims=False)
 
-    def flip1(self, x):
-        return jnp.flip(x, 1)
-
-    def concat1(self, xs):
-        return jnp.concatenate(xs, 1)
-
-    def min1(self, x):
-        return x.min(1, keepdims=True)
-
-    def all(self, x):
-        return jnp.all(x)
-
-    def any1(self, x):
-        return x.any(1)
-
-    def where(self, cond, a, b):
-        return jnp.where(cond, a, b)
-
     def log_softmax(self, x):
         return jax.nn.log_softmax(x)
-
-    def argmax(self, x):
-        return jnp.argmax(x, -1)
-
-    def asarray_like(self, x, like):
-        return jnp.asarray(x, like.dtype)
 
 
 _OPS = JaxOps()

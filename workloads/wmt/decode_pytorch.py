@@ -14,8 +14,11 @@ import torch.nn.functional as F
 from workloads.wmt import decode_common, model_pytorch
 
 
-class TorchOps:
+class TorchOps(decode_common.NumpyOps):
     """`decode_common.ArrayOps` in torch; top-k by a stable sort (ties as ``lax.top_k``)."""
+
+    def __init__(self) -> None:
+        super().__init__(torch)
 
     def top_k(self, x, k):
         values, idx = torch.sort(x, dim=-1, descending=True, stable=True)
@@ -29,32 +32,14 @@ class TorchOps:
         out[:, :, index] = ids.to(seqs.dtype)
         return out
 
-    def get_position(self, seqs, index):
-        return seqs[:, :, index]
-
     def flip1(self, x):
         return torch.flip(x, (1,))
-
-    def concat1(self, xs):
-        return torch.cat(xs, 1)
 
     def min1(self, x):
         return x.amin(1, keepdim=True)
 
-    def all(self, x):
-        return torch.all(x)
-
-    def any1(self, x):
-        return x.any(1)
-
-    def where(self, cond, a, b):
-        return torch.where(cond, a, b)
-
     def log_softmax(self, x):
         return F.log_softmax(x, dim=-1)
-
-    def argmax(self, x):
-        return x.argmax(-1)
 
     def asarray_like(self, x, like):
         return torch.as_tensor(x, dtype=like.dtype, device=like.device)
