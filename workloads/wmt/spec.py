@@ -9,7 +9,7 @@ WMT = WorkloadConfig(
     base_name="wmt",
     family="wmt",
     dataset="wmt",
-    target_metric_name="bleu",
+    target_metric_name="bleu",  # upstream: corpus BLEU of beam-4 translations (workloads.wmt.common)
     validation_target_value=30.8491,
     test_target_value=30.7219,
     loss_type=LossType.SOFTMAX_CROSS_ENTROPY,
@@ -17,7 +17,7 @@ WMT = WorkloadConfig(
     eval_period_time_sec=840,
     step_hint=120_000,
     num_train_examples=5_906_184,
-    num_eval_train_examples=3072,
+    num_eval_train_examples=3072,  # upstream: validation size rounded up to eval batches, 24 x 128
     num_validation_examples=3000,
     num_test_examples=3003,
     eval_batch_size=128,
@@ -66,10 +66,13 @@ VARIANTS = {
     )
 }
 
-# Listed with upstream's numbers; no implementation or dataset yet.
 FAMILY = Family(
     name="wmt",
     variants=VARIANTS,
+    implementations={
+        "jax": "workloads.wmt.workload_jax:WmtWorkload",
+        "pytorch": "workloads.wmt.workload_pytorch:WmtWorkload",
+    },
     datasets=(
         Dataset(
             name="wmt",
@@ -88,4 +91,11 @@ FAMILY = Family(
             description="WMT17 de-en (local release files) -> 32k SentencePiece, packed, ~1.5 GB",
         ),
     ),
+    synthetic_batch="workloads.wmt.common:synthetic_batch",
+    param_counts={
+        "wmt": 133_521_408,
+        "wmt_post_ln": 133_517_312,
+        "wmt_attention_temp": 133_521_408,
+        "wmt_glu_tanh": 146_116_608,
+    },
 )

@@ -1,0 +1,125 @@
+"""wmt end to end: `algoperf run` with the NAdamW baseline on a WMT-format fixture, BLEU included.
+
+The fixture is what ``algoperf datasets prepare wmt --fixture`` writes: line-aligned corpora and
+SGM test sets in the WMT17 release layout (`workloads.wmt.testing`), tokenised with a 64-piece
+SentencePiece model, filtered and packed by the real prepare code, its split sizes recorded so
+that ``--data_dir`` sizes the config. The registered 133M-parameter Transformer does not fit a CPU
+test, so the config is swapped, in this process only, for the same variant with a narrow one-layer
+model over the fixture's 64-piece vocabulary (everything else stays registered), and translation
+decodes at most 32 tokens instead of 256 (the fixture's references are at most 28). Each run
+trains 1 step and evaluates, translating every example of eval_train, validation and test with
+beam search. `wmt` runs in both frameworks by default; the variants are marked slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from algoperf import registry
+from algoperf.cli import main
+from algoperf.data import cli as data_cli
+from workloads.wmt import common
+
+REPO = Path(__file__).parents[2]
+NADAMW_SPACE = REPO / "submissions" / "baselines" / "nadamw" / "tuning_search_space.json"
+SMALL_MODEL = {"vocab_size": 64, "emb_dim": 32, "num_heads": 2, "num_layers": 1, "mlp_dim": 64}
+DECODE_LEN = 32
+EVAL_ROWS = 12
+VARIANTS = ["wmt", "wmt_post_ln", "wmt_attention_temp", "wmt_glu_tanh"]
+RUN_CASES = [
+    pytest.param(name, fw, marks=() if name == "wmt" else pytest.mark.slow, id=f"{name}-{fw}")
+    for name in VARIANTS
+    for fw in ("jax", "pytorch")
+]
+# The NAdamW baseline with a global batch of 4 packed rows (the baseline asks for 128).
+SUBMISSION = """from submissions.baselines.nadamw.{framework}.submission import *  # noqa: F403
+
+
+def get_batch_size(workload_name):
+    return 4
+"""
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: the suite runs one test process per core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory) -> Path:
+    """``algoperf datasets prepare wmt --fixture``: WMT-format text, prepared for real."""
+    root = tmp_path_factory.mktemp("wmt_data")
+    assert data_cli.main(["prepare", "wmt", "--fixture", f"--data_dir={root}", "--quiet"]) == 0
+    return root
+
+
+def use_small_model(monkeypatch, name: str, root: Path) -> None:
+    """The registered `name` sized for the fixture, with the narrow model, in this process."""
+    config = registry.get_config(name, data_dir=root)
+    small = config.variant(name, model=SMALL_MODEL)
+    patched = {**registry.all_configs(), name: small}
+    monkeypatch.setattr(registry, "all_configs", lambda: patched)
+    monkeypatch.setattr(common.WmtData, "max_decode_len", DECODE_LEN)
+    # One device chunk per eval split (the fixture's eval batch of 4 would give chunks of 1 row:
+    # 32 translate calls per eval instead of 3; the metrics do not depend on it).
+    monkeypatch.setattr(common.WmtData, "eval_rows_per_device", EVAL_ROWS, raising=False)
+
+
+@pytest.mark.parametrize(("name", "framework"), RUN_CASES)
+def test_nadamw_runs_end_to_end(name, framework, fixture_root, monkeypatch, tmp_path):
+    use_small_model(monkeypatch, name, fixture_root)
+    submission = tmp_path / f"nadamw_wmt_{framework}.py"
+    submission.write_text(SUBMISSION.format(framework=framework))
+    exp = tmp_path / "exp"
+    argv = [
+        "run",
+        f"--framework={framework}",
+        f"--workload={name}",
+        f"--submission_path={submission}",
+        f"--tuning_search_space={NADAMW_SPACE}",
+        "--num_tuning_trials=1",
+        f"--experiment_dir={exp}",
+        "--experiment_name=wmt",
+        f"--data_dir={fixture_root}",
+        "--rng_seed=3",
+        "--max_global_steps=1",
+        "--progress=false",
+    ]
+    start = time.perf_counter()
+    assert main(argv) == 0
+    print(f"{name}-{framework}: algoperf run took {time.perf_counter() - start:.1f}s")
+    path = exp / "wmt" / f"{name}_{framework}" / "trial_1" / "eval_measurements.csv"
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and rows[-1]["global_step"] == "1"
+    sizes = registry.fixture_overrides("wmt", fixture_root)
+    for row in rows:
+        assert int(row["validation/num_examples"]) == sizes["num_validation_examples"]
+        assert int(row["test/num_examples"]) == sizes["num_test_examples"]
+        for split in ("train", "validation", "test"):
+            assert 0.0 <= float(row[f"{split}/accuracy"]) <= 1.0
+            assert 0.0 <= float(row[f"{split}/bleu"]) <= 100.0
+            loss = float(row[f"{split}/loss"])
+            # An untrained model over 64 pieces: about log(64) = 4.2 nats per token.
+            assert math.isfinite(loss) and 2.0 < loss < 8.0
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_registered_config_refuses_the_fixture(framework, fixture_root):
+    """Without the fixture sizes the run stops before training: newstest2013 has 3,000 pairs."""
+    from algoperf.data import DatasetError
+
+    workload = registry.get_workload("wmt", framework)
+    with pytest.raises(DatasetError, match=r"validation_inputs.npy: 12 examples.*expects 3000"):
+        workload.check_data(str(fixture_root))
