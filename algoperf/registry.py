@@ -34,6 +34,7 @@ outside its folder. A complete declaration::
         ),
         synthetic_batch="workloads.toy.data:synthetic_batch",
         param_counts={"toy": 1234, "toy_gelu": 1234}, # upstream's trainable parameter counts
+                                                      # (or {"jax": ..., "pytorch": ...} per name)
     )
 
 The functions the strings name:
@@ -178,7 +179,9 @@ class Family:
         datasets: the datasets its configs read.
         synthetic_batch: ``"module:function"`` making host batches of the workload's shapes.
         param_counts: workload name -> upstream's trainable parameter count (the contract suite
-            checks every implemented workload against it).
+            checks every implemented workload against it): one int, or a ``{framework: int}``
+            mapping where upstream's two models differ (DeepSpeech's PyTorch LSTMs carry a
+            second bias per gate). Read it with `param_count`.
         rank: listing position (families sort by (rank, name)).
     """
 
@@ -187,7 +190,7 @@ class Family:
     implementations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     datasets: tuple[Dataset, ...] = ()
     synthetic_batch: str | None = None
-    param_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    param_counts: Mapping[str, int | Mapping[str, int]] = dataclasses.field(default_factory=dict)
     rank: int = 100
 
     def __post_init__(self) -> None:
@@ -195,8 +198,20 @@ class Family:
         object.__setattr__(
             self, "implementations", types.MappingProxyType(dict(self.implementations))
         )
-        object.__setattr__(self, "param_counts", types.MappingProxyType(dict(self.param_counts)))
+        counts = {
+            name: count if isinstance(count, int) else types.MappingProxyType(dict(count))
+            for name, count in self.param_counts.items()
+        }
+        object.__setattr__(self, "param_counts", types.MappingProxyType(counts))
         object.__setattr__(self, "datasets", tuple(self.datasets))
+
+    def param_count(self, name: str, framework: str) -> int | None:
+        """Upstream's trainable parameter count of workload `name` in `framework` (None: not
+        declared)."""
+        count = self.param_counts.get(name)
+        if count is None or isinstance(count, int):
+            return count
+        return count.get(framework)
 
 
 def load_target(target: str) -> Any:
@@ -222,6 +237,15 @@ def _validate(family: Family, origin: str) -> Family:
             raise RegistrationError(f"{origin}: unknown framework {fw!r} in implementations")
         if ":" not in target:
             raise RegistrationError(f"{origin}: implementation {target!r} is not 'module:Class'")
+    for name, count in family.param_counts.items():
+        if isinstance(count, int):
+            continue
+        unknown = sorted(set(count) - set(FRAMEWORKS))
+        if unknown or not all(isinstance(v, int) for v in count.values()):
+            raise RegistrationError(
+                f"{origin}: param_counts[{name!r}] must be an int or a mapping of "
+                f"{', '.join(FRAMEWORKS)} to ints, got {dict(count)!r}"
+            )
     declared = {d.name for d in family.datasets}
     used = {c.dataset for c in family.variants.values()}
     if family.datasets and not used <= declared:

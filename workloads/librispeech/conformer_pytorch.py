@@ -3,7 +3,7 @@
 ``model(audio, paddings, dropout_rate=...)`` mirrors `workloads.librispeech.conformer_jax`
 (same front-end, structure and the same single definition where upstream's frameworks differ:
 feed-forward inner dropout at the main rate, tanh GELU everywhere, BatchNorm over the whole
-batch given); module names are upstream's (``subsample``, ``conformers.<i>.{ff1,mhsa,conv,ff2,
+global batch, all DDP ranks together); module names are upstream's (``subsample``, ``conformers.<i>.{ff1,mhsa,conv,ff2,
 ln}``, ``ln``, ``lin``) so state dicts line up with upstream's, less its constant buffers. Train
 mode (``model.train()``) uses batch statistics and updates the running ones, and applies
 SpecAugment (`workloads.librispeech.specaug_pytorch`) when ``use_specaug`` is on.
@@ -22,6 +22,7 @@ from torch import nn
 
 from workloads.common import logmel
 from workloads.librispeech import specaug_pytorch
+from workloads.librispeech.batchnorm_pytorch import masked_moments, update_running
 from workloads.librispeech.conformer_param_map import ConformerOptions, conformer_options
 
 
@@ -179,7 +180,8 @@ class MultiHeadedSelfAttention(nn.Module):
 
 
 class BatchNorm(nn.Module):
-    """BatchNorm over valid frames, ``1 + scale``; running stats updated in train mode."""
+    """BatchNorm over valid frames (of the global batch under DDP: `batchnorm_pytorch`),
+    ``1 + scale``; running stats updated in train mode unless ``update_running_stats`` is off."""
 
     def __init__(self, o: ConformerOptions) -> None:
         super().__init__()
@@ -189,17 +191,14 @@ class BatchNorm(nn.Module):
         self.scale = nn.Parameter(torch.zeros(d))
         self.bias = nn.Parameter(torch.zeros(d))
         self.momentum, self.epsilon = o.batch_norm_momentum, o.batch_norm_epsilon
+        self.update_running_stats = True
 
     def forward(self, x: torch.Tensor, paddings: torch.Tensor) -> torch.Tensor:
         mask = 1 - paddings[..., None]
         if self.training:
-            count = mask.sum(dim=(0, 1)).clamp(min=1.0)
-            mean = (x * mask).sum(dim=(0, 1)) / count
-            var = (torch.square(x - mean) * mask).sum(dim=(0, 1)) / count
-            with torch.no_grad():
-                m = self.momentum
-                self.running_mean.mul_(m).add_((1 - m) * mean.detach())
-                self.running_var.mul_(m).add_((1 - m) * var.detach())
+            mean, var = masked_moments(x, mask)
+            if self.update_running_stats:
+                update_running(self.running_mean, self.running_var, mean, var, self.momentum)
         else:
             mean, var = self.running_mean, self.running_var
         y = (x - mean) * ((1 + self.scale) * torch.rsqrt(var + self.epsilon)) + self.bias

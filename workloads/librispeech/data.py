@@ -531,6 +531,34 @@ def load_subset(directory: Path, subset: str) -> Subset:
     raise DatasetError(f"{directory}: {subset} is not prepared; {_fix_hint(directory.parent)}")
 
 
+def load_tokenizer(data_dir: Path | str):
+    """The SentencePiece model the prepared token ids come from (``spm_model.vocab`` in the
+    dataset directory: the trained one, or the ``--librispeech_tokenizer_vocab_path`` model
+    prepare copied there), checked against the sha256 the manifest records. The eval
+    detokenises with it, so WER is computed with the tokenizer the dataset was prepared with."""
+    from workloads.common.tokenizer import Tokenizer
+
+    directory = dataset_dir(data_dir)
+    path = directory / TOKENIZER_FILE
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: missing; the eval detokenises with the dataset's SentencePiece model: "
+            f"{_fix_hint(directory.parent)} (for a directory in upstream's layout, put "
+            f"upstream's {TOKENIZER_FILE} beside its .csv files)"
+        )
+    tokenizer = Tokenizer.load(path)
+    try:
+        recorded = json.loads((directory / MANIFEST_NAME).read_text()).get("tokenizer_sha256")
+    except (OSError, ValueError):
+        recorded = None
+    if recorded and recorded != tokenizer.sha256:
+        raise DatasetError(
+            f"{path}: not the tokenizer the token ids were prepared with (sha256 "
+            f"{tokenizer.sha256[:12]}, manifest {recorded[:12]}); delete {directory} and prepare again"
+        )
+    return tokenizer
+
+
 def split_subsets(data_dir: Path | str, split: str) -> list[Subset]:
     """The subsets of `split` (train, eval_train, validation, test)."""
     if split not in SPLIT_SUBSETS:

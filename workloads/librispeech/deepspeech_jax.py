@@ -12,9 +12,10 @@ and the output dense layer. Norms are padding-aware BatchNorm (momentum 0.999, e
 scale applied as ``1 + scale``) or, with ``layernorm_everywhere``, LayerNorm (``1 + scale``,
 epsilon 1e-6).
 
-``__call__(audio, paddings, train, dropout_rate)`` returns (logits, output paddings); in
-training BatchNorm uses the batch's valid frames and updates ``batch_stats`` (pass
-``mutable=["batch_stats"]``). Outputs at padded frames are not meaningful (the LSTM runs over
+``__call__(audio, paddings, train, dropout_rate, update_batch_norm)`` returns (logits, output
+paddings); in training BatchNorm uses the batch's valid frames and, when ``update_batch_norm``
+(default: ``train``), updates ``batch_stats`` (pass ``mutable=["batch_stats"]``; upstream's JAX
+model always updates in training, ignoring the flag its PyTorch model honours). Outputs at padded frames are not meaningful (the LSTM runs over
 them); the CTC loss masks them. In training, SpecAugment (`specaug_jax`, upstream's counts
 from the options) masks the features first, drawing from the ``dropout`` rng stream.
 Dropout's rate is a call argument (changing it does not recompile); upstream's JAX model
@@ -66,7 +67,9 @@ class BatchNorm(nn.Module):
     dim: int
 
     @nn.compact
-    def __call__(self, x: jax.Array, paddings: jax.Array, train: bool) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, paddings: jax.Array, train: bool, update: bool = True
+    ) -> jax.Array:
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(self.dim, jnp.float32))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones(self.dim, jnp.float32))
         scale = self.param("scale", nn.initializers.zeros, (self.dim,))
@@ -76,7 +79,7 @@ class BatchNorm(nn.Module):
             count = jnp.maximum(jnp.sum(mask * jnp.ones_like(x), axis=(0, 1)), 1.0)
             mean = jnp.sum(x * mask, axis=(0, 1)) / count
             var = jnp.sum(jnp.square(x - mean) * mask, axis=(0, 1)) / count
-            if not self.is_initializing():
+            if update and not self.is_initializing():
                 m = BATCH_NORM_MOMENTUM
                 ra_mean.value = m * ra_mean.value + (1 - m) * mean
                 ra_var.value = m * ra_var.value + (1 - m) * var
@@ -167,19 +170,19 @@ class Subsample(nn.Module):
         return dropout(self, y, train, dropout_rate), paddings
 
 
-def _norm(options: Mapping[str, Any], x, paddings, train: bool):
+def _norm(options: Mapping[str, Any], x, paddings, train: bool, update: bool):
     if options["layernorm_everywhere"]:
         return LayerNorm(options["encoder_dim"])(x)
-    return BatchNorm(options["encoder_dim"])(x, paddings, train)
+    return BatchNorm(options["encoder_dim"])(x, paddings, train, update)
 
 
 class BatchRNN(nn.Module):
     options: Mapping[str, Any]
 
     @nn.compact
-    def __call__(self, x, paddings, train: bool):
+    def __call__(self, x, paddings, train: bool, update: bool):
         lengths = jnp.sum(1 - paddings, axis=-1).astype(jnp.int32)
-        x = _norm(self.options, x, paddings, train)
+        x = _norm(self.options, x, paddings, train, update)
         return LSTM(self.options["encoder_dim"] // 2)(x, lengths)
 
 
@@ -187,9 +190,9 @@ class FeedForwardModule(nn.Module):
     options: Mapping[str, Any]
 
     @nn.compact
-    def __call__(self, x, paddings, train: bool, dropout_rate: Any):
+    def __call__(self, x, paddings, train: bool, update: bool, dropout_rate: Any):
         o = self.options
-        x = _norm(o, x, paddings, train)
+        x = _norm(o, x, paddings, train, update)
         x = nn.Dense(o["encoder_dim"], kernel_init=nn.initializers.xavier_uniform())(x)
         x = _activation(o["activation"])(x) * (1.0 - paddings)[..., None]
         return dropout(self, x, train, dropout_rate)
@@ -202,9 +205,15 @@ class Deepspeech(nn.Module):
 
     @nn.compact
     def __call__(
-        self, audio: jax.Array, paddings: jax.Array, train: bool, dropout_rate: Any = 0.1
+        self,
+        audio: jax.Array,
+        paddings: jax.Array,
+        train: bool,
+        dropout_rate: Any = 0.1,
+        update_batch_norm: bool | None = None,
     ) -> tuple[jax.Array, jax.Array]:
         o = self.options
+        update = train if update_batch_norm is None else bool(update_batch_norm)
         x, paddings = log_mel(audio, paddings)
         if train and o["use_specaug"]:
             x = specaug_jax.spec_augment(
@@ -212,10 +221,10 @@ class Deepspeech(nn.Module):
             )
         x, paddings = Subsample(o)(x, paddings, train, dropout_rate)
         for _ in range(o["num_lstm_layers"]):
-            y = BatchRNN(o)(x, paddings, train)
+            y = BatchRNN(o)(x, paddings, train, update)
             x = x + y if o["use_residual"] else y
         for _ in range(o["num_ffn_layers"]):
-            y = FeedForwardModule(o)(x, paddings, train, dropout_rate)
+            y = FeedForwardModule(o)(x, paddings, train, update, dropout_rate)
             x = x + y if o["use_residual"] else y
         if o["enable_decoder_layer_norm"]:
             x = LayerNorm(o["encoder_dim"])(x)

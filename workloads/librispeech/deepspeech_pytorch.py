@@ -11,8 +11,9 @@ same shape), so the model can be built on the meta device.
 
 ``forward(audio, paddings, dropout_rate)`` returns (logits, output paddings); the LSTMs run
 on packed sequences, so outputs at padded frames are zero before the residual sum (not
-meaningful either way; the CTC loss masks them). BatchNorm statistics are this process's
-valid frames (no cross-rank reduction yet). In training, SpecAugment (`specaug_pytorch`, torch's
+meaningful either way; the CTC loss masks them). BatchNorm statistics are the valid frames of
+the global batch, all DDP ranks together (`batchnorm_pytorch`, as the JAX model's single
+program over the sharded batch); ``update_running_stats`` off freezes the running ones. In training, SpecAugment (`specaug_pytorch`, torch's
 default generator) masks the features first.
 """
 
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workloads.librispeech import specaug_pytorch
+from workloads.librispeech.batchnorm_pytorch import masked_moments, update_running
 from workloads.librispeech.conformer_pytorch import LogMel
 from workloads.librispeech.deepspeech_param_map import (
     BATCH_NORM_EPSILON,
@@ -61,17 +63,14 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(dim))
         self.weight = nn.Parameter(torch.zeros(dim))
         self.bias = nn.Parameter(torch.zeros(dim))
+        self.update_running_stats = True
 
     def forward(self, x: torch.Tensor, paddings: torch.Tensor) -> torch.Tensor:
         mask = (1 - paddings)[:, :, None]
         if self.training:
-            count = torch.clamp(mask.sum(), min=1.0)
-            mean = (x * mask).sum(dim=(0, 1)) / count
-            var = (torch.square(x - mean) * mask).sum(dim=(0, 1)) / count
-            m = BATCH_NORM_MOMENTUM
-            with torch.no_grad():
-                self.running_mean.mul_(m).add_((1 - m) * mean)
-                self.running_var.mul_(m).add_((1 - m) * var)
+            mean, var = masked_moments(x, mask)
+            if self.update_running_stats:
+                update_running(self.running_mean, self.running_var, mean, var, BATCH_NORM_MOMENTUM)
         else:
             mean, var = self.running_mean, self.running_var
         out = (x - mean) * ((1 + self.weight) * torch.rsqrt(var + BATCH_NORM_EPSILON)) + self.bias

@@ -113,10 +113,18 @@ VARIANTS = {
     )
 }
 
-# Listed with upstream's numbers and its dataset; no implementation yet.
+# Upstream's trainable parameter counts. DeepSpeech's differ per framework: PyTorch's nn.LSTM
+# has two bias vectors per gate where flax's cell has one (+12,288).
+_CONFORMER_COUNT = 32_321_792
+_DEEPSPEECH_COUNT = {"jax": 18_381_312, "pytorch": 18_393_600}
+
 FAMILY = Family(
     name="librispeech",
     variants=VARIANTS,
+    implementations={
+        "jax": "workloads.librispeech.workload_jax:LibrispeechWorkload",
+        "pytorch": "workloads.librispeech.workload_pytorch:LibrispeechWorkload",
+    },
     datasets=(
         Dataset(
             name="librispeech",
@@ -134,4 +142,14 @@ FAMILY = Family(
         ),
     ),
     synthetic_batch="workloads.librispeech.data:synthetic_batch",
+    param_counts={
+        "librispeech_conformer": _CONFORMER_COUNT,
+        "librispeech_conformer_attention_temperature": _CONFORMER_COUNT,
+        "librispeech_conformer_layernorm": 32_317_696,
+        "librispeech_conformer_gelu": _CONFORMER_COUNT,
+        "librispeech_deepspeech": _DEEPSPEECH_COUNT,
+        "librispeech_deepspeech_tanh": _DEEPSPEECH_COUNT,
+        "librispeech_deepspeech_no_resnet": _DEEPSPEECH_COUNT,
+        "librispeech_deepspeech_norm_and_spec_aug": {"jax": 18_380_288, "pytorch": 18_392_576},
+    },
 )

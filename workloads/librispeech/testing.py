@@ -2,8 +2,9 @@
 ``LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<nnnn>.flac`` and
 ``<speaker>-<chapter>.trans.txt`` (upper-case transcripts), FLAC-encoded with ``soundfile``.
 
-`write_tarballs` writes the six subsets upstream uses. Synthetic utterances are short tone
-sequences (one tone per word, so audio and text are related) with transcripts drawn from a
+`write_tarballs` writes the six subsets upstream uses. Synthetic utterances are tone
+sequences (one 0.3 s tone per word, so audio and text are related, and every transcript's CTC
+alignment fits its frames as in real speech) with transcripts drawn from a
 generated lexicon rich enough for upstream's 1,024-piece tokenizer; each subset also holds one
 transcript over 256 characters and one recording over 320,000 samples, which the filters must
 drop. With ``librivox=True`` the five real LibriVox recordings of Debian's
@@ -48,7 +49,7 @@ def _lexicon(rng: np.random.Generator, size: int = 1500) -> list[str]:
     return sorted(words)
 
 
-def _tones(rng: np.random.Generator, words: list[str], samples_per_word: int = 480) -> np.ndarray:
+def _tones(rng: np.random.Generator, words: list[str], samples_per_word: int = 4800) -> np.ndarray:
     t = np.arange(samples_per_word) / data.SAMPLE_RATE
     parts = [np.sin(2 * np.pi * (200 + 40 * (sum(map(ord, w)) % 40)) * t) * 8000 for w in words]
     audio = np.concatenate(parts) + rng.normal(0, 50, len(words) * samples_per_word)
