@@ -50,6 +50,10 @@ FAMILY = Family(
     name="finewebedu_lm",
     variants=VARIANTS,
     rank=101,
+    implementations={
+        "jax": "workloads.finewebedu_lm.workload_jax:LmWorkload",
+        "pytorch": "workloads.finewebedu_lm.workload_pytorch:LmWorkload",
+    },
     datasets=(
         Dataset(
             name="finewebedu",
@@ -76,6 +80,7 @@ FAMILY = Family(
             description="fineweb-edu sample-10BT parquet -> GPT-2 BPE uint16 windows, ~20 GB",
         ),
     ),
+    synthetic_batch="workloads.finewebedu_lm.common:synthetic_batch",
     # 12 x 16,779,265 + tied embedding 51,463,168 + final norm 1,024.
     param_counts={"finewebedu_lm": 252_815_372},
 )

@@ -49,10 +49,11 @@ def test_untied_layout_adds_an_output_layer():
     assert jax_count - param_map.param_count(param_map.lm_layout(SMALL)) == 97 * 64
 
 
-def test_registered_workload_declares_the_model():
+def test_registered_workload_declares_the_model_and_both_frameworks():
     config = registry.get_config("finewebedu_lm")
     assert dict(config.model) == dict(FULL)
     assert param_map.lm_layout(config.model).compute_dtype == "bfloat16"
+    assert set(FAMILY.implementations) == {"jax", "pytorch"}
 
 
 def test_glu_width_rounds_up_to_multiple_of():
