@@ -26,11 +26,8 @@ demo: $(STAMP)
 	$(VENV)/bin/algoperf datasets prepare fashion_mnist --data_dir $(DATA_DIR)
 	$(PY) -m algoperf.demo --data_dir $(DATA_DIR) --output_dir $(DEMO_DIR)
 
-# The sweep tests run in a pytest process of their own: beside other tests in an xdist worker,
-# pytest's output capture of that worker broke ("I/O operation on closed file").
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not slow" --durations=15 --ignore=tests/integration/test_sweep.py
-	$(PY) -m pytest -q -p no:xdist -m "not slow" tests/integration/test_sweep.py
+	$(PY) -m pytest -q -n 2 -m "not slow" --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 --durations=15

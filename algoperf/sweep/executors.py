@@ -18,9 +18,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -115,26 +117,73 @@ def run_local(plan: Plan, jobs: Sequence[Job], workers: int | None = None) -> li
     return results
 
 
-try:  # submitit is an optional dependency (the `sweep` extra)
-    import submitit
-    from submitit.helpers import Checkpointable as _Checkpointable
-except ImportError:  # pragma: no cover - exercised only without the extra
-    submitit = None
-    _Checkpointable = object
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted, never a stream kept from
+    before (a captured or redirected stream may be closed by then)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        del value
 
 
-class SweepTask(_Checkpointable):
+def _submitit() -> Any:
+    """Import submitit (the `sweep` extra) without its import-time logging configuration.
+
+    Imported plainly, submitit calls `logging.config.dictConfig`, which closes every logging
+    handler of the process (absl's handler then closes the stream it was created with whenever
+    `sys.stderr` has been swapped since: pytest's capture, a notebook's redirect) and binds new
+    handlers to the `sys.stdout`/`sys.stderr` of that moment. So it is imported only by the
+    executors that need it, with ``SUBMITIT_LOG_LEVEL=NOCONFIG``, and its logger gets one handler
+    on the current stderr at the level of a ``SUBMITIT_LOG_LEVEL`` set by the user (default INFO).
+    """
+    if "submitit" in sys.modules:
+        return sys.modules["submitit"]
+    user_level = os.environ.get("SUBMITIT_LOG_LEVEL")
+    os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
+    try:
+        import submitit
+    except ImportError:
+        raise RuntimeError(
+            "the slurm, submitit_local and debug executors need submitit: pip install 'algoperf[sweep]'"
+        ) from None
+    finally:  # children (submitit's local jobs) see the user's setting again
+        if user_level is None:
+            del os.environ["SUBMITIT_LOG_LEVEL"]
+        else:
+            os.environ["SUBMITIT_LOG_LEVEL"] = user_level
+    level = (user_level or "INFO").upper()
+    if level != "NOCONFIG":
+        logger = logging.getLogger("submitit")
+        logger.setLevel(int(level) if level.isdigit() else level)
+        handler = _CurrentStderrHandler()
+        handler.setFormatter(
+            logging.Formatter("%(name)s %(levelname)s (%(asctime)s) - %(message)s")
+        )
+        logger.addHandler(handler)
+    return submitit
+
+
+class SweepTask:
     """The callable submitit runs on a node: one job, requeued on preemption or timeout."""
 
     def __init__(self, gpus_per_node: int = 0, port: int = 29500) -> None:
         self.gpus_per_node = gpus_per_node
         self.port = port
 
+    def checkpoint(self, job: Job) -> Any:
+        """What submitit requeues on preemption or timeout: the same task on the same job (the
+        run itself resumes from its own checkpoint)."""
+        return _submitit().helpers.DelayedSubmission(self, job)
+
     def __call__(self, job: Job) -> JobResult:
         launch = Launch(nproc_per_node=max(1, self.gpus_per_node), master_port=self.port)
         is_main = True
         with contextlib.suppress(RuntimeError):  # not under submitit (called directly)
-            env = submitit.JobEnvironment()
+            env = _submitit().JobEnvironment()
             if env.num_nodes > 1:
                 launch = Launch(
                     nproc_per_node=max(1, self.gpus_per_node),
@@ -148,17 +197,9 @@ class SweepTask(_Checkpointable):
         return run_job(job, launch, is_main=is_main)
 
 
-def _require_submitit() -> Any:
-    if submitit is None:
-        raise RuntimeError(
-            "the slurm, submitit_local and debug executors need submitit: pip install 'algoperf[sweep]'"
-        )
-    return submitit
-
-
 def submitit_executor(plan: Plan, kind: str) -> Any:
     """A submitit executor for `kind` (``slurm``, ``submitit_local`` or ``debug``)."""
-    sub = _require_submitit()
+    sub = _submitit()
     cluster = {"slurm": "slurm", "submitit_local": "local", "debug": "debug"}[kind]
     folder = plan.sweep_dir / "submitit" / "%j"
     try:

@@ -145,6 +145,58 @@ def test_dry_run_lists_jobs_and_runs_nothing(tmp_path, small_data, capsys):
     assert not (tmp_path / "exp" / "nadamw").exists()
 
 
+# Streams and logging of the calling process ----------------------------------------------------
+
+# Run in a fresh interpreter: whether submitit is already imported must not depend on test order.
+_STREAMS_SCRIPT = """
+import io, logging, sys, traceback
+from algoperf.cli import main
+
+sys.excepthook = lambda *e: traceback.print_exception(*e, file=sys.__stderr__)
+
+earlier = sys.stderr = io.StringIO()  # the stderr of the moment: a capture, a notebook's redirect
+from absl import logging as absl_logging  # (JAX and optax import it) its handler keeps `earlier`
+
+now = sys.stderr = io.StringIO()  # stderr swapped again, as pytest's capsys does
+assert main(["sweep", "status", sys.argv[1]]) == 0
+assert "submitit" not in sys.modules, "sweep status imported submitit"
+from algoperf.sweep import executors
+from algoperf.sweep import plan as plan_lib
+
+executors.submitit_executor(plan_lib.load_plan(sys.argv[1]), "debug")  # imports submitit
+assert not earlier.closed, "importing submitit closed a stream held by a logging handler"
+sys.stderr = later = io.StringIO()
+now.close()  # the stream of the import is gone (end of a captured test)
+logging.getLogger("submitit").warning("after the swap")
+assert "after the swap" in later.getvalue(), later.getvalue()
+assert "Logging error" not in later.getvalue()
+assert absl_logging.get_absl_handler().python_handler.stream is earlier
+sys.stderr = sys.__stderr__
+print("ok")
+"""
+
+
+def test_sweep_leaves_the_callers_streams_and_handlers_alone(tmp_path, small_data):
+    """Using `algoperf sweep` in-process (a notebook, pytest) closes no stream and binds no
+    handler to a stream that may be gone: submitit's import-time `logging.config.dictConfig`
+    closed every handler, absl's with the stream it was created with (under pytest-xdist the
+    worker's capture file, and every later test of that worker errored)."""
+    pytest.importorskip("submitit")
+    path = write_plan(tmp_path, small_data)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("SUBMITIT_LOG_LEVEL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _STREAMS_SCRIPT, str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "ok"
+
+
 # Kill and resume ---------------------------------------------------------------------------------
 
 
