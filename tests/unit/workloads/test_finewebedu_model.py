@@ -123,3 +123,29 @@ def test_qk_norm_is_the_jax_definition():
     np.testing.assert_allclose(np.asarray(model_jax.qk_norm(jax.numpy.asarray(x), 0.5)), expected)
     np.testing.assert_allclose(model_pytorch.qk_norm(torch.from_numpy(x), 0.5).numpy(), expected)
     assert not np.allclose(expected, x / 5.0 + 0.5)
+
+
+def test_attention_runs_on_the_cpu_unless_cudnn_is_asked_for():
+    """``auto``: XLA's implementation off a GPU (upstream's JAX always asks for cuDNN in bf16)."""
+    assert jax.default_backend() == "cpu"
+    layout = param_map.lm_layout(FULL)
+    assert layout.attention == "auto"
+    assert model_jax.attention_implementation(layout) is None
+    forced = param_map.lm_layout({**FULL, "attention": "cudnn"})
+    assert model_jax.attention_implementation(forced) == "cudnn"
+
+
+def test_parameter_types_name_every_tensor():
+    from algoperf import spec
+
+    workload = registry.get_workload("finewebedu_lm", "pytorch")
+    workload.config = workload.config.variant("finewebedu_lm", model=SMALL)
+    workload.init_model_fn(np.array([0, 0], np.uint32))
+    types = workload.model_params_types
+    pt = spec.ParameterType
+    assert types["layers.0.attn.w_qkv.weight"] == pt.ATTENTION_QKV
+    assert types["layers.0.attn.w_out.weight"] == pt.ATTENTION_OUT
+    assert types["embed_tokens.weight"] == pt.EMBEDDING
+    assert types["layers.0.attn_norm.weight"] == pt.LAYER_NORM_SCALE
+    assert set(types) == set(workload.param_shapes)
+    assert workload.is_output_params("embed_tokens.weight")
