@@ -17,6 +17,8 @@ from ``update_batch_norm``) freezes them; the momentum is lingvo's (``running = 
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 
@@ -28,9 +30,13 @@ def _world() -> int:
 
 
 def _all_reduce(t: torch.Tensor) -> torch.Tensor:
-    from torch.distributed.nn.functional import all_reduce
+    """Differentiable sum over ranks (its backward all-reduces the gradient)."""
+    # Deprecated in favour of the functional collectives, which have no autograd rule here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from torch.distributed.nn.functional import all_reduce
 
-    return all_reduce(t, op=dist.ReduceOp.SUM)
+        return all_reduce(t, op=dist.ReduceOp.SUM)
 
 
 def masked_moments(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

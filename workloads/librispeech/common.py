@@ -136,7 +136,20 @@ class LibrispeechData:
                 f"{c.name}: num_eval_train_examples {c.num_eval_train_examples} exceeds the "
                 f"{c.num_train_examples} training utterances"
             )
-        data.load_tokenizer(data_dir)
+        self._dataset_tokenizer(data_dir)
+
+    def _dataset_tokenizer(self, data_dir: str) -> Any:
+        """The dataset's tokenizer (`data.load_tokenizer`), refused when it has another number
+        of pieces than the model's outputs (its ids could not be detokenised)."""
+        tokenizer = data.load_tokenizer(data_dir)
+        vocab = int(self.config.model.get("vocab_size", data.VOCAB_SIZE))
+        if tokenizer.vocab_size != vocab:
+            raise DatasetError(
+                f"{data.dataset_dir(data_dir) / data.TOKENIZER_FILE}: {tokenizer.vocab_size} "
+                f"pieces, the model predicts {vocab}; prepare with upstream's 1,024-piece "
+                "model (or the one prepare trains)"
+            )
+        return tokenizer
 
     def is_output_params(self, param_key: Any) -> bool:
         """The output projection (flax ``Dense_0`` at the top level; PyTorch ``lin``)."""
@@ -153,7 +166,7 @@ class LibrispeechData:
         data_dir: str,
         global_step: int = 0,
     ) -> dict[str, float]:
-        self._tokenizer = data.load_tokenizer(data_dir)
+        self._tokenizer = self._dataset_tokenizer(data_dir)
         return super()._eval_model_on_split(  # type: ignore[misc]
             split, num_examples, global_batch_size, params, model_state, rng, data_dir, global_step
         )

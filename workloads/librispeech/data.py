@@ -66,6 +66,7 @@ MAX_TARGET_TOKENS = 256
 SAMPLE_RATE = 16_000
 SHARD_UTTERANCES = 2048
 TOKENIZER_FILE = "spm_model.vocab"
+VOCAB_SIZE = 1024  # pieces of upstream's tokenizer = the models' outputs
 FORMAT_VERSION = 1
 
 TRAIN_SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500")
