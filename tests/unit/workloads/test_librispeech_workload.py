@@ -278,3 +278,52 @@ def test_batch_norm_statistics_are_global_under_ddp(tmp_path):
     logits = [np.asarray(r) for p in two for r in p["logits"]]
     for got, want in zip(logits, one["logits"], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+_SMALL_MODELS = {
+    "librispeech_conformer": SMALL,
+    "librispeech_deepspeech": {"encoder_dim": 16, "num_lstm_layers": 1, "num_ffn_layers": 1},
+}
+
+
+@pytest.mark.parametrize("framework", ["pytorch", pytest.param("jax", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", sorted(_SMALL_MODELS))
+def test_update_batch_norm_false_freezes_the_running_statistics(name, framework):
+    """TRAIN mode with ``update_batch_norm=False`` leaves the running statistics as they were
+    (both models, both frameworks; upstream's JAX DeepSpeech ignores the flag)."""
+    from algoperf import spec
+
+    workload = registry.get_workload(name, framework)
+    workload.config = workload.config.variant(name, model=_SMALL_MODELS[name])
+    batch = workload._to_device(data.synthetic_batch(workload.config, 2, seed=0))
+    train = spec.ForwardPassMode.TRAIN
+    if framework == "pytorch":
+        import torch
+
+        torch.set_num_threads(1)
+        params, state = workload.init_model_fn(np.array([0, 0], np.uint32))
+
+        def stats():
+            return [b.clone() for n, b in params.named_buffers() if n.endswith("running_mean")]
+
+        before = stats()
+        workload.model_fn(params, batch, state, train, None, False, 0.0)
+        assert all(torch.equal(a, b) for a, b in zip(before, stats(), strict=True))
+        workload.model_fn(params, batch, state, train, None, True, 0.0)
+        assert not any(torch.equal(a, b) for a, b in zip(before, stats(), strict=True))
+        return
+    import jax
+
+    rng = jax.random.PRNGKey(0)
+    params, state = workload.init_model_fn(rng)
+    step = jax.jit(
+        lambda p, b, s, r, update: workload.model_fn(p, b, s, train, r, update, 0.0),
+        static_argnums=4,
+    )
+    _, frozen = step(params, batch, state, rng, False)
+    _, updated = step(params, batch, state, rng, True)
+    leaves = jax.tree.leaves
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(state), leaves(frozen), strict=True))
+    assert not any(
+        np.array_equal(a, b) for a, b in zip(leaves(state), leaves(updated), strict=True)
+    )
