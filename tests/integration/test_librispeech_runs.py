@@ -173,3 +173,15 @@ def test_fixture_config_keeps_the_registered_model(fixture_root):
     registered = registry.get_config("librispeech_deepspeech")
     assert config.model == registered.model and "fixture" in config.notes
     assert dataclasses.replace(config, notes=registered.notes).eval_batch_size == 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_check_passes_the_nadamw_baseline(framework, small_models, capsys):
+    """``algoperf check`` (synthetic batches, no dataset) on both shrunk speech models."""
+    path = REPO / "submissions" / "baselines" / "nadamw" / framework / "submission.py"
+    argv = ["check", str(path), "--workloads=librispeech_conformer,librispeech_deepspeech"]
+    assert main([*argv, f"--framework={framework}"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  librispeech_conformer: batch size 256" in out
+    assert "PASS  librispeech_deepspeech: batch size 256" in out
