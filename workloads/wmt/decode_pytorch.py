@@ -60,11 +60,12 @@ def translate(
 ) -> np.ndarray:
     """(batch, max_decode_len) int32 translations of the 0-padded (batch, src_len) `inputs`.
 
-    `model` is the wmt `model_pytorch.Transformer` (DDP/DataParallel wrappers are unwrapped),
+    `model` is the wmt `model_pytorch.Transformer` (DDP, DataParallel, torch.compile unwrapped),
     `inputs` a LongTensor on its device; ``beam_size=1`` is greedy. Rows are cut after the first
     EOS (kept), as `decode_common.finalize` says. Runs in eval mode, restoring the mode after.
     """
-    model = getattr(model, "module", model)
+    model = getattr(model, "module", model)  # DistributedDataParallel / DataParallel
+    model = getattr(model, "_orig_mod", model)  # torch.compile
     if not isinstance(model, model_pytorch.Transformer):
         raise TypeError(
             f"workloads/wmt/decode_pytorch.py: translate needs the wmt Transformer, got "
@@ -87,13 +88,17 @@ def _search(model, inputs, beam_size, alpha, max_decode_len, eos_id) -> torch.Te
     state = decode_common.search_init(batch, beam_size, max_decode_len)
     state = type(state)(*(torch.as_tensor(x, device=inputs.device) for x in state))
 
+    filled = [0]  # cache positions written so far (only those need reordering)
+
     def next_logits(tokens: torch.Tensor, index: int) -> torch.Tensor:
+        filled[0] = index + 1
         return model_pytorch.decode_step(model, memory_kv, flat_inputs, tokens, cache, index)
 
     def reorder(rows: torch.Tensor) -> None:
+        n = filled[0]
         for layer in cache:
-            for name in layer:
-                layer[name] = layer[name][rows]
+            for x in layer.values():
+                x[:, :, :n] = x[:, :, :n].index_select(0, rows)
 
     return decode_common.run_search(
         _OPS,
