@@ -295,12 +295,34 @@ def _jax_save(path: Path, snapshot: loop.Snapshot) -> dict[str, Any]:
         np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
-    return {"file": JAX_ARRAYS, "leaves": records}
+    return {"file": JAX_ARRAYS, "leaves": records, "local_devices": jax.local_device_count()}
+
+
+def _other_device_count(saved: list[int], wanted: list[int], devices: tuple[int, int]) -> bool:
+    """Whether `saved` is `wanted` with its per-device axis (pmap layout) of another count."""
+    before, now = devices
+    return (
+        before != now
+        and len(saved) == len(wanted) >= 1
+        and (saved[0], wanted[0]) == (before, now)
+        and saved[1:] == wanted[1:]
+    )
 
 
 def _jax_restore_tree(
-    group: str, template: Any, records: list[dict[str, Any]], data: Any, where: Path
+    group: str,
+    template: Any,
+    records: list[dict[str, Any]],
+    data: Any,
+    where: Path,
+    devices: tuple[int, int] = (1, 1),
 ) -> Any:
+    """`template` filled with the saved leaves; `devices` = (local devices at save, now).
+
+    In the pmap layout state is replicated with a leading device axis; saved on another number
+    of devices, such a leaf is restored from its first replica, replicated on this run's devices
+    (upstream's pmap runner saved the first replica and replicated it on restore).
+    """
     import jax
 
     leaves, treedef = jax.tree.flatten(template)
@@ -323,6 +345,11 @@ def _jax_restore_tree(
                 "the previous one)"
             )
         tmpl_rec = _leaf_signature(leaf)
+        if tmpl_rec["kind"] != "static" and _other_device_count(
+            record["shape"], tmpl_rec["shape"], devices
+        ):
+            value = np.ascontiguousarray(np.broadcast_to(value[:1], (devices[1], *value.shape[1:])))
+            record = {**record, "shape": tmpl_rec["shape"]}
         if tmpl_rec["kind"] == "static" or tmpl_rec["shape"] != record["shape"]:
             raise CheckpointError(
                 f"{where}: {group} leaf {i} has shape {record['shape']} in the checkpoint, "
@@ -353,11 +380,17 @@ def _jax_restore_tree(
 
 
 def _jax_restore(ckpt: Checkpoint, params: Any, model_state: Any, opt_state: Any) -> tuple:
+    import jax
+
     path = ckpt.path / JAX_ARRAYS
     records = ckpt.meta["arrays"]["leaves"]
+    now = jax.local_device_count()
+    devices = (int(ckpt.meta["arrays"].get("local_devices", now)), now)
+    if devices[0] != now:
+        log.info("%s was saved on %d local devices, this run has %d", ckpt.path, *devices)
     with np.load(path, allow_pickle=False) as data:
         return tuple(
-            _jax_restore_tree(group, template, records[group], data, ckpt.path)
+            _jax_restore_tree(group, template, records[group], data, ckpt.path, devices)
             for group, template in zip(_GROUPS, (params, model_state, opt_state))
         )
 
