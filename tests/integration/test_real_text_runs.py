@@ -46,14 +46,6 @@ SUBMISSION = """from submissions.baselines.nadamw.{framework}.submission import 
 def get_batch_size(workload_name):
     return {batch}
 """
-GPT2_RANKS = index_files.IndexFile(
-    requirement="openai-whisper==20250625",
-    filename="openai_whisper-20250625.tar.gz",
-    sha256="37a91a3921809d9f44748ffc73c0a55c9f366c85a3ef5c2ae0cc09540432eb96",
-    member="openai_whisper-20250625/whisper/assets/gpt2.tiktoken",
-    member_sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
-    binary=False,
-)
 
 
 @pytest.fixture(autouse=True)
@@ -171,7 +163,7 @@ def bible_lm(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("bible_lm")
     try:
-        ranks = index_files.fetch_member(GPT2_RANKS, root / "cache" / "gpt2.tiktoken")
+        ranks = index_files.fetch_member(data.GPT2_RANKS_ON_INDEX, root / "cache" / "gpt2.tiktoken")
     except DatasetError as exc:
         pytest.skip(f"GPT-2 ranks not obtainable from the package index: {exc}")
     texts = list(sword.chapters(sword.ENGLISH, ["Gen"]))  # 50 chapters, about 50k tokens

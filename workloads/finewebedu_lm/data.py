@@ -11,8 +11,8 @@ Tokeniser: GPT-2 BPE (``r50k_base``: 50,256 ranks + ``<|endoftext|>`` = 50,256) 
 built from a local ranks file so that it works offline: ``r50k_base.tiktoken`` (sha256
 ``306cd27f...d930``, the file tiktoken itself downloads) or the identical ``gpt2.tiktoken`` shipped
 in the ``openai-whisper`` sdist. `prepare` looks for it in ``<data_dir>/finewebedu/`` (or takes
-``--finewebedu_ranks_file``) and otherwise downloads it, checksummed; offline it fails naming both ways to get
-it. Every document is encoded as ``ordinary tokens + [EOS]``.
+``--finewebedu_ranks_file``) and otherwise downloads it, checksummed, falling back to the
+openai-whisper sdist on the package index; offline it fails naming the ways to get it. Every document is encoded as ``ordinary tokens + [EOS]``.
 
 Layout written by `prepare` into ``<data_dir>/finewebedu/``::
 
@@ -46,11 +46,13 @@ import numpy as np
 
 from algoperf.data import DataError, DatasetError
 from algoperf.data.download import (
+    DownloadError,
     check_free_space,
     download_file,
     manifest_status,
     write_manifest,
 )
+from workloads.common import index_files
 from workloads.common.prepare_entry import prepare_entry
 
 DATASET = "finewebedu"
@@ -65,6 +67,15 @@ FORMAT_VERSION = 1
 RANKS_NAMES = ("r50k_base.tiktoken", "gpt2.tiktoken")
 RANKS_URL = "https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken"
 RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+# The same ranks, shipped as whisper/assets/gpt2.tiktoken in the openai-whisper sdist.
+GPT2_RANKS_ON_INDEX = index_files.IndexFile(
+    requirement="openai-whisper==20250625",
+    filename="openai_whisper-20250625.tar.gz",
+    sha256="37a91a3921809d9f44748ffc73c0a55c9f366c85a3ef5c2ae0cc09540432eb96",
+    member="openai_whisper-20250625/whisper/assets/gpt2.tiktoken",
+    member_sha256=RANKS_SHA256,
+    binary=False,
+)
 # fineweb-edu's columns (sample-10BT parquet).
 COLUMNS = (
     "text",
@@ -136,7 +147,18 @@ def find_ranks_file(
             "(sha256 306cd27f...) there, or copy gpt2.tiktoken from the openai-whisper sdist "
             "(whisper/assets/), or pass --finewebedu_ranks_file"
         )
-    return download_file(RANKS_URL, dest / RANKS_NAMES[0], sha256=RANKS_SHA256, progress=progress)
+    try:
+        return download_file(
+            RANKS_URL, dest / RANKS_NAMES[0], sha256=RANKS_SHA256, progress=progress
+        )
+    except DownloadError as first:
+        # The identical file inside the openai-whisper sdist, from the package index (reachable
+        # wherever this project installs).
+        _say(progress, f"{DATASET}: {RANKS_URL} unreachable; taking gpt2.tiktoken from the index")
+        try:
+            return index_files.fetch_member(GPT2_RANKS_ON_INDEX, dest / RANKS_NAMES[1])
+        except DatasetError as second:
+            raise DataError(f"{first}; and from the package index: {second}") from None
 
 
 # Source ------------------------------------------------------------------------------------------

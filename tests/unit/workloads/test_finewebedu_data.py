@@ -48,7 +48,7 @@ import pytest  # noqa: E402
 pa = pytest.importorskip("pyarrow", reason="pyarrow not installed: pip install 'algoperf[text]'")
 pytest.importorskip("tiktoken", reason="tiktoken not installed: pip install 'algoperf[text]'")
 
-from algoperf.data import DataError  # noqa: E402
+from algoperf.data import DataError, DatasetError  # noqa: E402
 from algoperf.data.download import DiskSpaceError  # noqa: E402
 from workloads.finewebedu_lm import data, testing  # noqa: E402
 
@@ -178,7 +178,14 @@ def test_ranks_file_is_downloaded_with_its_checksum(tmp_path, source, monkeypatc
     try:
         monkeypatch.setattr(data, "RANKS_URL", f"http://127.0.0.1:{server.server_port}/r.tiktoken")
         monkeypatch.setattr(data, "RANKS_SHA256", "0" * 64)
-        with pytest.raises(DataError, match=r"could not download r50k_base\.tiktoken"):
+
+        def no_index(spec, dest, cache=None):
+            raise DatasetError(f"no index for {spec.requirement}")
+
+        monkeypatch.setattr(data.index_files, "fetch_member", no_index)
+        with pytest.raises(
+            DataError, match=r"could not download r50k_base\.tiktoken.*and from the package index"
+        ):
             data.prepare(tmp_path / "d", parquet_dir=src, validation_sequences=2, progress=False)
         monkeypatch.setattr(data, "RANKS_SHA256", hashlib.sha256(ranks.read_bytes()).hexdigest())
         dest = data.prepare(tmp_path / "d", parquet_dir=src, validation_sequences=2, progress=False)
@@ -188,15 +195,39 @@ def test_ranks_file_is_downloaded_with_its_checksum(tmp_path, source, monkeypatc
     assert data.load_windows(tmp_path / "d", "validation").shape == (2, data.WINDOW)
 
 
-def _real_gpt2_ranks() -> Path | None:
-    for p in (os.environ.get("ALGOPERF_GPT2_RANKS"), "../shared/gpt2.tiktoken"):
-        if p and Path(p).is_file():
-            return Path(p)
-    return None
+def test_unreachable_ranks_url_falls_back_to_the_whisper_sdist_on_the_index(
+    tmp_path, source, monkeypatch
+):
+    src, ranks = source
+    monkeypatch.setattr(data, "RANKS_URL", "http://127.0.0.1:9/r50k_base.tiktoken")
+    asked = []
+
+    def from_index(spec, dest, cache=None):
+        asked.append(spec.member)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(ranks.read_bytes())
+        return dest
+
+    monkeypatch.setattr(data.index_files, "fetch_member", from_index)
+    dest = data.prepare(tmp_path / "d", parquet_dir=src, validation_sequences=2, progress=False)
+    assert asked == ["openai_whisper-20250625/whisper/assets/gpt2.tiktoken"]
+    assert (dest / "gpt2.tiktoken").read_bytes() == ranks.read_bytes()
 
 
-@pytest.mark.skipif(_real_gpt2_ranks() is None, reason="no GPT-2 ranks file ($ALGOPERF_GPT2_RANKS)")
-def test_real_gpt2_ranks_encode_as_gpt2():
-    enc = data.load_encoding(_real_gpt2_ranks())
+@pytest.fixture(scope="module")
+def real_gpt2_ranks(tmp_path_factory) -> Path:
+    """GPT-2's ranks: $ALGOPERF_GPT2_RANKS, else from the openai-whisper sdist on the index."""
+    path = os.environ.get("ALGOPERF_GPT2_RANKS")
+    if path and Path(path).is_file():
+        return Path(path)
+    dest = tmp_path_factory.mktemp("gpt2") / "gpt2.tiktoken"
+    try:
+        return data.index_files.fetch_member(data.GPT2_RANKS_ON_INDEX, dest)
+    except DatasetError as exc:
+        pytest.skip(f"no GPT-2 ranks file ($ALGOPERF_GPT2_RANKS) and no package index: {exc}")
+
+
+def test_real_gpt2_ranks_encode_as_gpt2(real_gpt2_ranks):
+    enc = data.load_encoding(real_gpt2_ranks)
     assert enc.encode_ordinary("Hello world") == [15496, 995]
     assert (enc.eot_token, enc.n_vocab) == (data.EOS_ID, data.VOCAB_SIZE)
