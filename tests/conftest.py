@@ -1,6 +1,9 @@
 """Shared pytest configuration."""
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,24 @@ def serve_directory():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def _python_on_host_devices(
+    code: str, *args: object, devices: int = 2, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def python_on_host_devices() -> Callable[..., subprocess.CompletedProcess]:
+    """Runs ``python -c code *args`` from the repository root in a process of its own with
+    `devices` JAX host (CPU) devices (XLA fixes the count when JAX starts, hence a process)."""
+    return _python_on_host_devices

@@ -149,7 +149,9 @@ def test_pmap_layout_preempt_and_resume_one_device(mnist_data_dir, tmp_path, spa
 
 
 @pytest.mark.multi_device
-def test_pmap_layout_preempt_and_resume_two_devices(mnist_data_dir, tmp_path, space, monkeypatch):
+def test_pmap_layout_preempt_and_resume_two_devices(
+    mnist_data_dir, tmp_path, space, monkeypatch, python_on_host_devices
+):
     """Two devices; then a run preempted on two resumes on one, as a requeued job may: from the
     first replica of the saved state (upstream saved only that one), the same numbers within
     the tolerance of the two layouts."""
@@ -159,15 +161,7 @@ def test_pmap_layout_preempt_and_resume_two_devices(mnist_data_dir, tmp_path, sp
         "n = t.kill_and_resume_equals_uninterrupted(*args, keep_as='moved'); "
         "print('DEVICES', n)"
     )
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(mnist_data_dir), str(tmp_path), str(space)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = python_on_host_devices(code, mnist_data_dir, tmp_path, space, devices=2)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "DEVICES 2" in out.stdout
     monkeypatch.chdir(REPO)
