@@ -39,6 +39,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/image_pipeline.py
 	$(PY) benchmarks/model_step.py
 	$(PY) benchmarks/fastmri_pipeline.py
+	$(PY) benchmarks/librispeech_pipeline.py
+	$(PY) benchmarks/criteo_pipeline.py
+	$(PY) benchmarks/text_pipeline.py
+	$(PY) benchmarks/wmt_decode.py
 	$(PY) benchmarks/checkpoint.py
 	$(PY) benchmarks/ddp_step.py --steps 200
 
