@@ -6,9 +6,8 @@ prepared by the real prepare path (decode, filters, tokenizer training, int16 sh
 sizes recorded so that ``algoperf run --data_dir`` sizes the config for it. The registered
 models are shrunk in this process only (`SMALL`: the same code, one block of width 32; upstream's
 32M / 18M-parameter models take minutes per step on a CPU), audio keeps upstream's 320,000-sample
-padding. The default suite runs the base Conformer and DeepSpeech in PyTorch and the eval
-checks; the JAX runs (a minute or two of XLA compilation each on a shared 2-core machine) and
-the variants are marked slow.
+padding. The default suite runs the base Conformer and DeepSpeech in both frameworks and the
+eval checks; the variants are marked slow.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ RUN_CASES = [
     pytest.param(
         name,
         fw,
-        marks=() if name in BASE and fw == "pytorch" else pytest.mark.slow,
+        marks=() if name in BASE else pytest.mark.slow,
         id=f"{name}-{fw}",
     )
     for name in registry.workload_names()
