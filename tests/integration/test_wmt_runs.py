@@ -14,7 +14,11 @@ beam search. `wmt` runs in both frameworks by default; the variants are marked s
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -123,3 +127,69 @@ def test_registered_config_refuses_the_fixture(framework, fixture_root):
     workload = registry.get_workload("wmt", framework)
     with pytest.raises(DatasetError, match=r"validation_inputs.npy: 12 examples.*expects 3000"):
         workload.check_data(str(fixture_root))
+
+
+# Device counts ---------------------------------------------------------------------------------
+
+# Evaluates the fixture with the narrow model (fixed init) and prints the metrics as JSON (rank 0).
+_EVAL_SCRIPT = """
+import json, sys
+import numpy as np
+from algoperf import registry
+from algoperf.frameworks import pytorch as fpt
+from workloads.wmt import common
+framework, root = sys.argv[1], sys.argv[2]
+common.WmtData.max_decode_len = 16
+common.WmtData.eval_rows_per_device = 3
+w = registry.get_workload("wmt", framework, data_dir=root)
+w.config = w.config.variant("wmt", model=json.loads(sys.argv[3]))
+if framework == "jax":
+    import jax
+    rng = jax.random.PRNGKey(0)
+    devices = jax.device_count()
+else:
+    import torch
+    torch.set_num_threads(1)
+    fpt.init(w._dist)
+    rng = np.array([0, 0], np.uint32)
+    devices = w._dist.world_size
+params, state = w.init_model_fn(rng)
+result = w.eval_model(64, params, state, rng, root, None, 0)
+if framework == "jax" or w._dist.rank == 0:
+    print("RESULT", json.dumps({"devices": devices, **result}))
+"""
+
+
+def _eval_in_subprocess(cmd: list[str], env: dict[str, str]) -> dict:
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 1, out.stdout[-2000:]
+    return json.loads(lines[0][len("RESULT ") :])
+
+
+@pytest.mark.slow
+@pytest.mark.multi_device
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_eval_is_the_same_on_two_devices(framework, fixture_root):
+    """Two JAX host devices / two DDP ranks (torchrun, gloo; each rank translates its rows):
+    every example once, the same loss and accuracy (relative 1e-5: only the device program's
+    rounding may differ) and the same BLEU."""
+    root = str(fixture_root)
+    model = json.dumps(SMALL_MODEL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    one = _eval_in_subprocess([sys.executable, "-c", _EVAL_SCRIPT, framework, root, model], env)
+    if framework == "jax":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        cmd = [sys.executable, "-c", _EVAL_SCRIPT, framework, root, model]
+    else:
+        script = Path(root) / "wmt_eval_script.py"
+        script.write_text(_EVAL_SCRIPT)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        cmd += [str(script), framework, root, model]
+    two = _eval_in_subprocess(cmd, env)
+    assert (one["devices"], two["devices"]) == (1, 2)
+    assert two["validation/num_examples"] == one["validation/num_examples"] == 12
+    for key, value in one.items():
+        if key != "devices":
+            assert two[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
