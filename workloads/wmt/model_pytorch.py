@@ -213,9 +213,10 @@ class Transformer(nn.Module):
         super().__init__()
         self.layout = layout
         self.shared_embedding = nn.Embedding(layout.vocab_size, layout.emb_dim)
-        self.register_buffer(
-            "pe", torch.from_numpy(sinusoidal_table(layout.max_len, layout.emb_dim)), False
-        )
+        # A storage of its own (the numpy table's leading axis has stride 0, which DDP's
+        # in-place buffer broadcast refuses).
+        table = torch.from_numpy(sinusoidal_table(layout.max_len, layout.emb_dim))
+        self.register_buffer("pe", table.clone(memory_format=torch.contiguous_format), False)
         self.encoder = Encoder(layout)
         self.decoder = Decoder(layout)
         self.reset_parameters()

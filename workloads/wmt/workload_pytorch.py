@@ -38,10 +38,6 @@ class WmtWorkload(WmtData, PyTorchWorkload):
     def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
         torch.random.manual_seed(int(rng[0]))
         model = model_pytorch.build_model(self.config.model)
-        # DDP broadcasts buffers in place at every forward; the sinusoidal table is built from a
-        # numpy view with a zero stride on its leading axis, which that broadcast refuses: give
-        # it storage of its own.
-        model.pe = model.pe.clone(memory_format=torch.contiguous_format)
         self._finish_init(model)
         return self._wrap_model(model), None
 
