@@ -85,15 +85,19 @@ def unpack_rows(
 
 @functools.lru_cache(maxsize=4)
 def _eval_train_pairs(dataset_dir: str, num_pairs: int) -> dict[str, np.ndarray]:
-    train = data.load_split(Path(dataset_dir).parent, "train")
+    folder = Path(dataset_dir)
+    train = data.load_split(folder.parent, "train", folder.name)
     order = np.random.default_rng(EVAL_TRAIN_SEED).permutation(len(train["inputs"]))
     return unpack_rows(train, order, num_pairs)
 
 
-def eval_arrays(data_dir: str | Path, split: str, num_examples: int) -> dict[str, np.ndarray]:
-    """``inputs``, ``targets`` and per-token ``weights`` of an eval split (see the module doc)."""
+def eval_arrays(
+    data_dir: str | Path, split: str, num_examples: int, dataset: str = data.DATASET
+) -> dict[str, np.ndarray]:
+    """``inputs``, ``targets`` and per-token ``weights`` of an eval split (see the module doc);
+    the arrays of ``<data_dir>/<dataset>/``."""
     if split == "eval_train":
-        root = str((Path(data_dir) / data.DATASET).resolve())
+        root = str((Path(data_dir) / dataset).resolve())
         pairs = _eval_train_pairs(root, int(num_examples))
         if len(pairs["inputs"]) < num_examples:
             raise DatasetError(
@@ -101,17 +105,21 @@ def eval_arrays(data_dir: str | Path, split: str, num_examples: int) -> dict[str
                 f"split holds {len(pairs['inputs'])}; prepare the full dataset"
             )
     elif split in ("validation", "test"):
-        pairs = data.load_split(data_dir, split)
+        pairs = data.load_split(data_dir, split, dataset)
     else:
         raise ValueError(f"wmt eval splits are {', '.join(EVAL_SPLITS)}; not {split!r}")
     return {**pairs, "weights": _weights(pairs["targets"])}
 
 
 def train_batches(
-    data_dir: str | Path, global_batch_size: int, seed: int, start_step: int = 0
+    data_dir: str | Path,
+    global_batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    dataset: str = data.DATASET,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Infinite packed training batches with per-token ``weights`` (see the module docstring)."""
-    arrays = data.load_split(data_dir, "train")
+    arrays = data.load_split(data_dir, "train", dataset)
     for batch in iterators.train_batches(arrays, global_batch_size, seed, start_step=start_step):
         batch["weights"] = _weights(batch["targets"])
         yield batch
@@ -146,11 +154,15 @@ class WmtData:
     model_fn: Any
     eval_accumulation = metrics.ACCUMULATION
 
-    # Upstream's decoding settings; `max_decode_len` is a class attribute so that tests on tiny
-    # fixtures can decode fewer steps (a benchmark run keeps 256).
+    # Upstream's decoding settings. `max_decode_len` is the model option of that name, else 256
+    # capped at the model's ``max_len`` (a property, so tests on tiny fixtures can patch it).
     beam_size: int = BEAM_SIZE
     decode_alpha: float = LENGTH_PENALTY_ALPHA
-    max_decode_len: int = MAX_DECODE_LEN
+
+    @property
+    def max_decode_len(self) -> int:
+        """Length of the decoding buffers (at most ``max_decode_len - 1`` generated ids)."""
+        return decode_length(self.config.model)
 
     # What the split being evaluated decodes with (set for the duration of
     # `_eval_model_on_split`, read by `_host_eval_values`).
@@ -168,12 +180,13 @@ class WmtData:
         shard: tuple[int, int] | None = None,
     ) -> Iterator[dict[str, np.ndarray]]:
         """Train: packed batches; eval splits: padded pairs in order. `shard`: this rank's rows."""
+        dataset = self.config.dataset
         if split == "train":
-            batches = train_batches(data_dir, global_batch_size, seed, start_step)
+            batches = train_batches(data_dir, global_batch_size, seed, start_step, dataset)
         else:
             if num_examples is None:
                 num_examples = self._split_size(split)
-            arrays = eval_arrays(data_dir, split, num_examples)
+            arrays = eval_arrays(data_dir, split, num_examples, dataset)
             batches = iterators.eval_batches(arrays, global_batch_size, num_examples)
         return batches if shard is None else shard_batches(batches, global_batch_size, shard)
 
@@ -187,20 +200,28 @@ class WmtData:
 
     def check_data(self, data_dir: str) -> None:
         """Fail before any log is written if a split, the tokenizer or the vocabulary is off."""
-        dest = Path(data_dir) / data.DATASET
-        train = data.load_split(data_dir, "train")
+        dataset = self.config.dataset
+        dest = Path(data_dir) / dataset
+        train = data.load_split(data_dir, "train", dataset)
         if len(train["inputs"]) == 0:
             raise DatasetError(f"{dest}: the train split is empty; prepare the dataset again")
+        model_len = int(self.config.model.get("max_len", data.MAX_LENGTH))
+        if train["inputs"].shape[1] > model_len:
+            raise DatasetError(
+                f"{dest / 'train_inputs.npy'}: rows of {train['inputs'].shape[1]} tokens, but the "
+                f"{self.config.name} model has positions for {model_len}; prepare the dataset "
+                f"again with `algoperf datasets prepare {dataset}`"
+            )
         for split in ("validation", "test"):
             expected = self._split_size(split)
-            held = len(data.load_split(data_dir, split)["inputs"])
+            held = len(data.load_split(data_dir, split, dataset)["inputs"])
             if held != expected:
                 raise DatasetError(
                     f"{dest / f'{split}_inputs.npy'}: {held} examples, but {self.config.name} "
                     f"expects {expected}; prepare the dataset again (or use a fixture with "
-                    f"`algoperf datasets prepare wmt --fixture`)"
+                    f"`algoperf datasets prepare {dataset} --fixture`)"
                 )
-        eval_arrays(data_dir, "eval_train", self.config.num_eval_train_examples)
+        eval_arrays(data_dir, "eval_train", self.config.num_eval_train_examples, dataset)
         tokenizer = self._load_detokenizer(data_dir)
         model_vocab = int(self.config.model.get("vocab_size", data.VOCAB_SIZE))
         if tokenizer.vocab_size > model_vocab:
@@ -211,7 +232,7 @@ class WmtData:
             )
 
     def _load_detokenizer(self, data_dir: str | Path) -> Any:
-        return load_tokenizer(str((Path(data_dir) / data.DATASET).resolve()))
+        return load_tokenizer(str((Path(data_dir) / self.config.dataset).resolve()))
 
     def is_output_params(self, param_key: Any) -> bool:
         """The shared embedding, which is also the output layer (tied logits), as upstream."""
@@ -287,6 +308,13 @@ class WmtData:
             refs = metrics.decode_ids(np.asarray(chunk["targets"])[real], tok.decode)
             stats[real] = metrics.segment_stats(hyps, refs)
         return {**outputs, metrics.BLEU_STATS_KEY: stats}
+
+
+def decode_length(model: Mapping[str, Any]) -> int:
+    """A ``config.model``'s decoding buffer length: its ``max_decode_len`` option, else upstream's
+    256 capped at ``max_len`` (decoding cannot run past the position table)."""
+    max_len = int(model.get("max_len", data.MAX_LENGTH))
+    return int(model.get("max_decode_len", min(MAX_DECODE_LEN, max_len)))
 
 
 def _in_vocab(ids: np.ndarray, tokenizer: Any) -> np.ndarray:

@@ -24,8 +24,10 @@ Then, in every split, pairs whose source or target exceeds 256 ids (with EOS) ar
 pairs are packed as upstream's ``pack_dataset`` (greedily, in order, into rows of 256 for both
 sides: a pair joins the current row when both sides still fit, else the row is closed), with
 ``*_segmentation`` (1, 2, ... per pair, 0 padding) and ``*_position`` (0.. within each pair);
-eval pairs are padded to 256. Written to ``<data_dir>/wmt/`` as int32 ``.npy`` (both frameworks
-memory-map them): ``train_{inputs,targets,inputs_segmentation,targets_segmentation,
+eval pairs are padded to 256. (``max_length`` makes rows, filter and padding shorter for a
+dataset of short pairs, as `workloads.wmt.bible`; recorded in ``meta.json``.) Written to
+``<data_dir>/wmt/`` (``<data_dir>/<dataset>/`` for another ``dataset`` name, the variant's
+``config.dataset``) as int32 ``.npy`` (both frameworks memory-map them): ``train_{inputs,targets,inputs_segmentation,targets_segmentation,
 inputs_position,targets_position}.npy``, ``{validation,test}_{inputs,targets}.npy``, the model
 ``spm_32k.model``, ``meta.json`` and, last, ``manifest.json`` (idempotent: a ready directory is
 returned as is).
@@ -233,19 +235,24 @@ def prepare(
     spm_model: Path | str | None = None,
     vocab_size: int = VOCAB_SIZE,
     tokenizer_max_bytes: int = TOKENIZER_MAX_BYTES,
+    max_length: int = MAX_LENGTH,
+    dataset: str = DATASET,
     progress: bool = True,
 ) -> Path:
-    """Tokenise, filter and pack WMT17 de-en from `source_dir` into ``<data_dir>/wmt``.
+    """Tokenise, filter and pack WMT17 de-en from `source_dir` into ``<data_dir>/<dataset>``.
 
     Without `source_dir` the release archives are downloaded first (`workloads.wmt.download`:
-    verified, resumable) into ``<data_dir>/wmt/source``.
+    verified, resumable) into ``<data_dir>/<dataset>/source``. `max_length`: the packed row
+    length, the longest pair kept and the eval padding (upstream: 256).
     """
     from workloads.common.tokenizer import Tokenizer, train_sentencepiece
 
-    dest = Path(data_dir) / DATASET
+    dest = Path(data_dir) / dataset
+    meta = _read_meta(dest)
     if (
         manifest_status(dest) == "ready"
-        and _read_meta(dest).get("format_version") == FORMAT_VERSION
+        and meta.get("format_version") == FORMAT_VERSION
+        and meta.get("max_length") == max_length
     ):
         return dest
     if source_dir is None:
@@ -259,10 +266,10 @@ def prepare(
     evals = {s: eval_files(src_dir, s) for s in EVAL_SOURCES}
     source_bytes = sum(p.stat().st_size for pair in files for p in pair)
     # int32 ids: about 4 bytes per 4 characters, x2 for the packed metadata arrays, plus margin.
-    check_free_space(dest, 4 * source_bytes, f"{DATASET} (tokenised and packed arrays)")
+    check_free_space(dest, 4 * source_bytes, f"{dataset} (tokenised and packed arrays)")
     dest.mkdir(parents=True, exist_ok=True)
     train_pairs = [p for de, en in files for p in read_pair(de, en)]
-    _say(progress, f"{DATASET}: {len(train_pairs):,} training pairs from {len(files)} corpora")
+    _say(progress, f"{dataset}: {len(train_pairs):,} training pairs from {len(files)} corpora")
     if spm_model is not None:
         tok = Tokenizer.load(spm_model)
     else:
@@ -281,30 +288,30 @@ def prepare(
     tok.save(dest / "spm_32k.model")
     sizes: dict[str, int] = {}
     written = ["spm_32k.model"]
-    encoded = encode_pairs(tok, train_pairs)
-    arrays = pack(encoded)
+    encoded = encode_pairs(tok, train_pairs, max_length)
+    arrays = pack(encoded, max_length)
     sizes["train_pairs"] = len(encoded)
     sizes["train"] = len(arrays["inputs"])
     for key, arr in arrays.items():
         np.save(dest / f"train_{key}.npy", arr)
         written.append(f"train_{key}.npy")
     for split, (de, en) in evals.items():
-        padded = pad(encode_pairs(tok, read_pair(de, en)))
+        padded = pad(encode_pairs(tok, read_pair(de, en), max_length), max_length)
         sizes[split] = len(padded["inputs"])
         for key, arr in padded.items():
             np.save(dest / f"{split}_{key}.npy", arr)
             written.append(f"{split}_{key}.npy")
     meta = {
         "format_version": FORMAT_VERSION,
-        "max_length": MAX_LENGTH,
+        "max_length": max_length,
         "vocab_size": tok.vocab_size,
         "tokenizer_sha256": tok.sha256,
         "sources": [p.name for pair in files for p in pair],
         "splits": sizes,
     }
     (dest / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    write_manifest(dest, [*written, "meta.json"], dataset=DATASET)
-    _say(progress, f"{DATASET}: ready in {dest} ({sizes})")
+    write_manifest(dest, [*written, "meta.json"], dataset=dataset)
+    _say(progress, f"{dataset}: ready in {dest} ({sizes})")
     return dest
 
 
@@ -312,11 +319,13 @@ def prepare(
 prepare_dataset = prepare_entry(prepare, DATASET)
 
 
-def load_split(data_dir: Path | str, split: str) -> dict[str, np.ndarray]:
+def load_split(data_dir: Path | str, split: str, dataset: str = DATASET) -> dict[str, np.ndarray]:
     """A prepared split's arrays, memory-mapped (train: packed keys; eval: inputs, targets)."""
-    dest = Path(data_dir) / DATASET
+    dest = Path(data_dir) / dataset
     if manifest_status(dest) != "ready":
-        raise DatasetError(f"{dest}: missing or incomplete; run `algoperf datasets prepare wmt`")
+        raise DatasetError(
+            f"{dest}: missing or incomplete; run `algoperf datasets prepare {dataset}`"
+        )
     if split not in ("train", "validation", "test"):
         raise ValueError(f"wmt has splits train, validation, test; not {split!r}")
     keys = PACKED_KEYS if split == "train" else ("inputs", "targets")

@@ -41,7 +41,9 @@ from algoperf.parity import (
 
 ACTIVATIONS = ("relu", "tanh")
 _SIZES = ("vocab_size", "emb_dim", "num_heads", "num_layers", "mlp_dim", "max_len")
-_ALLOWED = {*_SIZES, "pre_ln", "attention_temp", "activation", "glu"}
+# ``max_decode_len`` is read by the eval's beam search (`workloads.wmt.common.decode_length`),
+# not by the layout.
+_ALLOWED = {*_SIZES, "pre_ln", "attention_temp", "activation", "glu", "max_decode_len"}
 _SPEC = "workloads/wmt/spec.py"
 
 

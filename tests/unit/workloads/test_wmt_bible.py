@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from algoperf.data import DatasetError
 from workloads.common import sword
 from workloads.common.tokenizer import Tokenizer
 from workloads.wmt import bible, data
@@ -42,3 +43,59 @@ def test_prepare_runs_on_real_text(source, tmp_path):
     assert tok.decode(first[:-1]).startswith("Jude, a servant of Jesus Christ")
     train = data.load_split(tmp_path, "train")
     assert train["inputs"].shape[1] == data.MAX_LENGTH and len(train["inputs"]) > 10
+
+
+# The wmt_bible dataset ------------------------------------------------------------------------
+
+
+def test_wmt_bible_fixture_is_its_own_dataset_with_short_rows(tmp_path):
+    """The fixture writer prepares ``<data_dir>/wmt_bible`` (rows of 128, its own tokenizer),
+    leaves ``<data_dir>/wmt`` alone, and the registered config reads it through `config.dataset`."""
+    from algoperf import registry
+    from workloads.wmt import common
+
+    registry.write_fixture("wmt_bible", tmp_path)
+    sizes = registry.fixture_overrides("wmt_bible", tmp_path)
+    assert not (tmp_path / data.DATASET).exists()
+    train = data.load_split(tmp_path, "train", bible.DATASET)
+    assert train["inputs"].shape[1] == bible.BIBLE_MAX_LENGTH == 128
+    assert sizes["num_validation_examples"] == 25 and sizes["num_test_examples"] == 25
+    config = registry.get_config("wmt_bible", data_dir=tmp_path)
+    assert config.dataset == "wmt_bible" and "fixture data" in config.notes
+    assert config.num_train_examples == len(train["inputs"])
+    with pytest.raises(DatasetError, match=r"wmt.*prepare wmt"):
+        data.load_split(tmp_path, "train")
+    val = common.eval_arrays(tmp_path, "validation", 25, bible.DATASET)
+    assert val["inputs"].shape == (25, 128)
+    eval_train = common.eval_arrays(tmp_path, "eval_train", 8, bible.DATASET)
+    assert eval_train["targets"].shape == (8, 128)
+    tok = common.load_tokenizer(str(tmp_path / bible.DATASET))
+    assert tok.vocab_size == bible.FIXTURE_VOCAB
+    assert tok.decode([int(t) for t in val["targets"][0] if t > data.EOS_ID]).startswith("Jude")
+
+
+@pytest.mark.slow
+def test_wmt_bible_prepare_on_the_whole_bible(tmp_path):
+    """`algoperf datasets prepare wmt_bible`: every book but the held-out four trains, the split
+    sizes are the registered config's, and held-out verses are not training verses (but for a
+    formulaic greeting that recurs verbatim across the epistles)."""
+    from algoperf import registry
+    from algoperf.data import cli as data_cli
+
+    assert data_cli.main(["prepare", "wmt_bible", f"--data_dir={tmp_path}", "--quiet"]) == 0
+    dest = tmp_path / bible.DATASET
+    meta = data._read_meta(dest)
+    config = registry.get_config("wmt_bible", data_dir=tmp_path)
+    assert "fixture" not in config.notes
+    assert meta["max_length"] == 128 and meta["vocab_size"] == bible.BIBLE_VOCAB
+    assert meta["splits"]["train"] == config.num_train_examples
+    assert meta["splits"]["validation"] == config.num_validation_examples
+    assert meta["splits"]["test"] == config.num_test_examples
+    assert meta["splits"]["train_pairs"] > 30_000
+    source = dest / "source"
+    train = {t for _, t in data.read_pair(*data.train_files(source)[0])}
+    for split in ("validation", "test"):
+        held = data.read_pair(*data.eval_files(source, split))
+        assert held and len({t for _, t in held} & train) <= 1
+    val = data.read_pair(*data.eval_files(source, "validation"))
+    assert val[0][1].startswith("In the days when the judges judged")  # Ruth 1:1
