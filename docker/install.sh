@@ -6,7 +6,8 @@
 #                          [--source DIR] [--git-sha SHA] [--python PYTHON]
 #
 # Steps: create the venv (if absent); install every wheel of docker/locks/<fw>-<acc>.txt with
-# --require-hashes --no-deps --only-binary (nothing unpinned or unhashed, nothing built); install
+# --require-hashes --no-deps --only-binary (nothing unpinned or unhashed, nothing built but the
+# few packages published only as pure-Python source, built with the locked setuptools); install
 # the project from --source (the build context; never cloned) without dependencies or build
 # isolation; `pip check`; write <venv>/algoperf-provenance.json (lock file, its sha256, git sha),
 # which `algoperf run` copies into every run record; import-check the framework.
@@ -40,7 +41,27 @@ fi
 [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
 export PIP_NO_CACHE_DIR="${PIP_NO_CACHE_DIR:-1}"
-"${pip[@]}" install --quiet --require-hashes --no-deps --only-binary=:all: -r "$lock"
+# Packages published as source only (pure Python) are built, after every wheel is in, with the
+# locked setuptools and no build isolation (so no unpinned build dependency is fetched).
+sdist_only="pysword"
+parts="$(mktemp -d)"
+"$venv/bin/python" - "$lock" "$parts" $sdist_only <<'PY'
+import re, sys
+from pathlib import Path
+lock, out, names = Path(sys.argv[1]), Path(sys.argv[2]), set(sys.argv[3:])
+wheels, sdists = [], []
+for entry in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text()):
+    name = entry.split("==", 1)[0].strip().lower()
+    (sdists if name in names else wheels).append(entry.rstrip("\n") + "\n")
+(out / "wheels.txt").write_text("".join(wheels))
+(out / "sdists.txt").write_text("".join(e for e in sdists if not e.startswith("#")))
+PY
+"${pip[@]}" install --quiet --require-hashes --no-deps --only-binary=:all: -r "$parts/wheels.txt"
+if [[ -s "$parts/sdists.txt" ]]; then
+  "${pip[@]}" install --quiet --require-hashes --no-deps --no-binary=:all: --no-build-isolation \
+    -r "$parts/sdists.txt"
+fi
+rm -rf "$parts"
 "${pip[@]}" install --quiet --no-deps --no-build-isolation "$source_dir"
 "${pip[@]}" check
 
