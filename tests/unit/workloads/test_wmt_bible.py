@@ -76,7 +76,7 @@ def test_wmt_bible_fixture_is_its_own_dataset_with_short_rows(tmp_path):
 
 @pytest.mark.slow
 def test_wmt_bible_prepare_on_the_whole_bible(tmp_path):
-    """`algoperf datasets prepare wmt_bible`: every book but the held-out four trains, the split
+    """`algoperf datasets prepare wmt_bible`: every book but the two held out trains, the split
     sizes are the registered config's, and held-out verses are not training verses (but for a
     formulaic greeting that recurs verbatim across the epistles)."""
     from algoperf import registry

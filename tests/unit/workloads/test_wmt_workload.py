@@ -257,3 +257,15 @@ def test_jax_and_pytorch_evaluate_alike_on_identical_weights(root):
         assert jx["loss"] == pytest.approx(pt["loss"], rel=1e-5)
         assert jx["accuracy"] == pytest.approx(pt["accuracy"], abs=1e-3)
         assert jx["bleu"] == pytest.approx(pt["bleu"], abs=1e-9)
+
+
+def test_decoding_length_is_upstreams_unless_the_model_is_shorter():
+    """256 for the registered wmt models; capped at ``max_len``; a ``max_decode_len`` option wins
+    (wmt_bible's 96) and is not a layout option."""
+    from workloads.wmt.param_map import transformer_layout
+
+    assert common.decode_length(registry.get_config("wmt").model) == common.MAX_DECODE_LEN == 256
+    assert common.decode_length({"max_len": 128}) == 128
+    bible = registry.get_config("wmt_bible").model
+    assert common.decode_length(bible) == 96
+    assert transformer_layout(bible).max_len == 128
