@@ -91,30 +91,35 @@ def _rng(framework: str):
     return np.array([0, 0], np.uint32)
 
 
-@pytest.mark.parametrize("framework", ["jax", "pytorch"])
-def test_nadamw_runs_end_to_end(framework, fixture_root, small_model, tmp_path):
+def _run(framework: str, name: str, data_root: Path, tmp_path: Path, seed: int) -> list[dict]:
+    """`algoperf run` of `name` with the NAdamW baseline for 3 steps; the eval rows."""
     submission = tmp_path / f"nadamw_small_{framework}.py"
     submission.write_text(_SUBMISSION.format(framework=framework))
     exp = tmp_path / "exp"
     argv = [
         "run",
         f"--framework={framework}",
-        f"--workload={NAME}",
+        f"--workload={name}",
         f"--submission_path={submission}",
         f"--tuning_search_space={NADAMW_SPACE}",
         "--num_tuning_trials=1",
         f"--experiment_dir={exp}",
         "--experiment_name=lm",
-        f"--data_dir={fixture_root}",
-        "--rng_seed=3",
+        f"--data_dir={data_root}",
+        f"--rng_seed={seed}",
         "--max_global_steps=3",
         "--progress=false",
     ]
     start = time.perf_counter()
     assert main(argv) == 0
-    print(f"{NAME}-{framework}: algoperf run took {time.perf_counter() - start:.1f}s")
-    with (exp / "lm" / f"{NAME}_{framework}" / "trial_1" / "eval_measurements.csv").open() as f:
-        rows = list(csv.DictReader(f))
+    print(f"{name}-{framework}: algoperf run took {time.perf_counter() - start:.1f}s")
+    with (exp / "lm" / f"{name}_{framework}" / "trial_1" / "eval_measurements.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_nadamw_runs_end_to_end(framework, fixture_root, small_model, tmp_path):
+    rows = _run(framework, NAME, fixture_root, tmp_path, seed=3)
     assert rows[0]["global_step"] == "1" and rows[-1]["global_step"] == "3"
     sizes = registry.fixture_overrides("finewebedu", fixture_root)
     for row in rows:
@@ -125,6 +130,32 @@ def test_nadamw_runs_end_to_end(framework, fixture_root, small_model, tmp_path):
             # A fresh model predicts about uniformly over its 320 ids.
             assert math.isfinite(loss) and 0.5 * math.log(320) < loss < 2 * math.log(320)
             assert ppl == pytest.approx(math.exp(loss), rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def bible_root(tmp_path_factory):
+    """``algoperf datasets prepare lm_bible --fixture``: chapters through the real prepare."""
+    pytest.importorskip("sentencepiece", reason="needs sentencepiece: pip install 'algoperf[text]'")
+    root = tmp_path_factory.mktemp("lm_bible_data")
+    assert data_cli.main(["prepare", "lm_bible", "--fixture", f"--data_dir={root}", "--quiet"]) == 0
+    return root
+
+
+# The registered lm_bible model, unchanged. PyTorch in the default suite (about 14 s on a loaded
+# 2-core machine); JAX's compile makes its run slow.
+@pytest.mark.parametrize("framework", [pytest.param("jax", marks=pytest.mark.slow), "pytorch"])
+def test_lm_bible_runs_end_to_end(framework, bible_root, tmp_path):
+    rows = _run(framework, "lm_bible", bible_root, tmp_path, seed=2)
+    assert rows[-1]["global_step"] == "3"
+    sizes = registry.fixture_overrides("lm_bible", bible_root)
+    for row in rows:
+        assert int(row["validation/num_examples"]) == sizes["num_validation_examples"]
+        for split in ("train", "validation"):
+            loss, ppl = float(row[f"{split}/loss"]), float(row[f"{split}/ppl"])
+            # A fresh model spreads over its 2,048 outputs (the fixture uses fewer ids).
+            assert math.isfinite(loss) and 0.5 * math.log(2048) < loss < 1.5 * math.log(2048)
+            assert ppl == pytest.approx(math.exp(loss), rel=1e-12)
+    assert float(rows[-1]["train/loss"]) < float(rows[0]["train/loss"])
 
 
 @pytest.mark.parametrize("framework", ["jax", "pytorch"])

@@ -1,7 +1,10 @@
 """What the JAX and PyTorch finewebedu_lm workloads share: window batches, the data check, the eval.
 
-**Batches** come from the prepared uint16 windows of 1,025 tokens (`workloads.finewebedu_lm.data`):
-``inputs = w[:1024]`` and ``targets = w[1:]``, int32 (batch, 1024), as upstream's input pipeline.
+**Batches** come from the prepared uint16 windows of the dataset the config names
+(``config.dataset``: ``finewebedu``'s 1,025 tokens, `workloads.finewebedu_lm.data`; or
+``lm_bible``'s, `workloads.finewebedu_lm.bible`): ``inputs = w[:-1]`` and ``targets = w[1:]``,
+int32 (batch, window - 1), as upstream's input pipeline. The window length and the vocabulary
+are read from the prepared ``meta.json`` and checked against the model (`LmData.check_data`).
 
 * ``train``: infinite; each epoch visits the train windows in a fresh permutation
   (`algoperf.data.iterators.train_batches`: batch ``k`` is a function of the seed and ``k``, so a
@@ -58,7 +61,7 @@ def _decode(windows: np.ndarray) -> Any:
     def transform(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         del rng
         out = data.window_batch(windows, batch["rows"])
-        out["weights"] = np.repeat(batch["weights"][:, None], data.SEQUENCE_LENGTH, axis=1)
+        out["weights"] = np.repeat(batch["weights"][:, None], windows.shape[1] - 1, axis=1)
         return out
 
     return transform
@@ -109,7 +112,7 @@ class LmData:
         shard: tuple[int, int] | None = None,
     ) -> Iterator[dict[str, np.ndarray]]:
         """Train: shuffled windows; eval splits: windows in order. `shard`: this rank's rows."""
-        windows = data.load_windows(data_dir, split)
+        windows = data.load_windows(data_dir, split, self.config.dataset)
         if split == "train":
             batches = train_batches(windows, global_batch_size, seed, start_step)
         elif split in EVAL_SPLITS:
@@ -129,29 +132,40 @@ class LmData:
 
     def check_data(self, data_dir: str) -> None:
         """Fail before any log is written if a split is missing or sized wrong, or the
-        prepared vocabulary does not fit the model."""
-        dest = Path(data_dir) / data.DATASET
-        fix = "prepare the dataset again (or use a fixture: `algoperf datasets prepare finewebedu --fixture`)"
-        validation = len(data.load_windows(data_dir, "validation"))
-        expected = self._split_size("validation")
+        prepared windows or vocabulary do not fit the model."""
+        dataset = self.config.dataset
+        dest = Path(data_dir) / dataset
+        fix = (
+            "prepare the dataset again (or use a fixture: "
+            f"`algoperf datasets prepare {dataset} --fixture`)"
+        )
+        windows = data.load_windows(data_dir, "validation", dataset)
+        validation, expected = len(windows), self._split_size("validation")
         if validation != expected:
             raise DatasetError(
                 f"{dest / 'validation.bin'}: {validation} windows, but {self.config.name} expects "
                 f"{expected}; {fix}"
             )
-        train = len(data.load_windows(data_dir, "train"))
+        train = len(data.load_windows(data_dir, "train", dataset))
         if train < max(1, self._split_size("eval_train")):
             raise DatasetError(
                 f"{dest / 'train.bin'}: {train} windows, fewer than the {self._split_size('eval_train')} "
                 f"eval_train windows {self.config.name} evaluates; {fix}"
             )
+        layout = lm_layout(self.config.model)
+        if windows.shape[1] != layout.seq_len + 1:
+            raise DatasetError(
+                f"{dest / 'meta.json'}: windows of {windows.shape[1]} tokens, but the "
+                f"{self.config.name} model reads {layout.seq_len} (+1 target); prepare the "
+                f"dataset with windows of {layout.seq_len + 1}"
+            )
         meta = data._read_json(dest / "meta.json") or {}
         vocab = int(meta.get("vocab_size", data.VOCAB_SIZE))
-        model_vocab = lm_layout(self.config.model).vocab_size
-        if vocab > model_vocab:
+        if vocab > layout.vocab_size:
             raise DatasetError(
                 f"{dest / 'meta.json'}: {vocab} token ids, but the {self.config.name} model embeds "
-                f"only {model_vocab}; prepare the dataset with the GPT-2 BPE ranks"
+                f"only {layout.vocab_size}; prepare the dataset with a vocabulary of at most "
+                f"{layout.vocab_size}"
             )
 
     def is_output_params(self, param_key: Any) -> bool:

@@ -97,8 +97,10 @@ def _say(progress: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _fix_hint(data_dir: Path | str) -> str:
-    return f"run `algoperf datasets prepare {DATASET} --finewebedu_parquet_dir DIR --data_dir {data_dir}`"
+def prepare_hint(dataset: str, data_dir: Path | str) -> str:
+    """How to prepare `dataset` (this family's datasets) into `data_dir`."""
+    source = " --finewebedu_parquet_dir DIR" if dataset == DATASET else ""
+    return f"run `algoperf datasets prepare {dataset}{source} --data_dir {data_dir}`"
 
 
 # Tokeniser ---------------------------------------------------------------------------------------
@@ -273,7 +275,7 @@ def prepare(
     ):
         return dest
     if parquet_dir is None:
-        raise DataError(f"{dest}: not prepared; {_fix_hint(data_dir)}")
+        raise DataError(f"{dest}: not prepared; {prepare_hint(DATASET, data_dir)}")
     files = parquet_files(parquet_dir)
     dest.mkdir(parents=True, exist_ok=True)
     ranks = find_ranks_file(dest, ranks_file, offline=offline, progress=progress)
@@ -351,22 +353,29 @@ def _split_stream(stream: Path, dest: Path, num_validation: int, num_windows: in
 prepare_dataset = prepare_entry(prepare, DATASET)
 
 
-def load_windows(data_dir: Path | str, split: str) -> np.ndarray:
-    """The (n, 1025) uint16 windows of a split, memory-mapped read-only."""
-    dest = Path(data_dir) / DATASET
+def load_windows(data_dir: Path | str, split: str, dataset: str = DATASET) -> np.ndarray:
+    """The (n, window) uint16 windows of a split of `dataset`, memory-mapped read-only.
+
+    The window length is the one `meta.json` records (1,025 for finewebedu; `lm_bible` takes it
+    from its prepare options), so the family reads any dataset laid out this way.
+    """
+    dest = Path(data_dir) / dataset
     name = "train" if split == "eval_train" else split
     if name not in SPLITS:
-        raise ValueError(f"finewebedu has splits {SPLITS} (and eval_train), not {split!r}")
+        raise ValueError(f"{dataset} has splits {SPLITS} (and eval_train), not {split!r}")
     path = dest / f"{name}.bin"
     if manifest_status(dest) != "ready" or not path.is_file():
-        raise DatasetError(f"{path}: missing or incomplete; {_fix_hint(data_dir)}")
+        raise DatasetError(f"{path}: missing or incomplete; {prepare_hint(dataset, data_dir)}")
+    window = int((_read_json(dest / "meta.json") or {}).get("window", WINDOW))
     size = path.stat().st_size
-    if size % (2 * WINDOW):
-        raise DatasetError(f"{path}: {size} bytes is no whole number of windows; prepare again")
-    return np.memmap(path, dtype=np.uint16, mode="r").reshape(-1, WINDOW)
+    if size % (2 * window):
+        raise DatasetError(
+            f"{path}: {size} bytes is no whole number of {window}-token windows; prepare again"
+        )
+    return np.memmap(path, dtype=np.uint16, mode="r").reshape(-1, window)
 
 
 def window_batch(windows: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Upstream's batch of the given window rows: inputs [:1024], targets [1:] (int32)."""
+    """Upstream's batch of the given window rows: inputs ``w[:-1]``, targets ``w[1:]`` (int32)."""
     w = np.asarray(windows[rows], dtype=np.int32)
-    return {"inputs": w[:, :SEQUENCE_LENGTH], "targets": w[:, 1:]}
+    return {"inputs": w[:, :-1], "targets": w[:, 1:]}

@@ -3,6 +3,12 @@
 Numbers from upstream's `workload.py` (commit 4c37f2aa): the runner's target is perplexity
 <= 22.432 (inclusive, unlike every other workload), there is no test split, and upstream's scoring
 targets file holds 22.2995, which the scoring target sets keep (`scoring_validation_target_value`).
+
+``lm_bible`` (dev only, not scored upstream): the same decoder, narrow and short, on the World
+English Bible (`workloads.finewebedu_lm.bible`: chapters of held-out books for validation, a
+2,048-piece SentencePiece vocabulary, windows of 129 tokens), sized to train on a 2-core CPU in
+float32. Its targets, budget, eval period and step hint are measured on such a machine with the
+NAdamW baseline (see its ``notes``), placeholders until the protocol sets them.
 """
 
 from algoperf.registry import Dataset, Family, PrepareOption
@@ -43,7 +49,55 @@ FINEWEBEDU_LM = WorkloadConfig(
     notes="runner target ppl <= 22.432 (upstream workload.py); scoring target 22.2995",
 )
 
-VARIANTS = {FINEWEBEDU_LM.name: FINEWEBEDU_LM}
+# lm_bible: split sizes of the default prepare (129-token windows, 2,048 pieces); placeholder
+# target, budget, eval period and step hint measured with the NAdamW baseline (notes).
+LM_BIBLE_TRAIN = 9_977
+LM_BIBLE_VALIDATION = 158
+LM_BIBLE_EVAL_TRAIN = 158
+LM_BIBLE_TARGET = 359.0
+LM_BIBLE_BUDGET = 120
+LM_BIBLE_EVAL_PERIOD = 6
+LM_BIBLE_STEP_HINT = 100
+LM_BIBLE_PARAMS = 262_466  # 2 x 65,665 + embedding 2,048 x 64 + final norm 64
+LM_BIBLE_NOTES = (
+    "placeholder targets: validation ppl 359 is the best of one 120 s NAdamW run (JAX, batch 32, "
+    "lr 3e-3, 1-beta1 0.1, beta2 0.99, wd 0.1, warmup 0.05) on a loaded 2-core CPU; budget, eval "
+    "period and step hint (about 100 JAX steps in 120 s there) from the same runs"
+)
+
+LM_BIBLE_MODEL = {
+    "vocab_size": 2048,
+    "model_dim": 64,
+    "num_heads": 2,
+    "num_layers": 2,
+    "mlp_dim": 256,
+    "multiple_of": 64,
+    "seq_len": 128,
+    "compute_dtype": "float32",
+}
+
+LM_BIBLE = FINEWEBEDU_LM.variant(
+    "lm_bible",
+    dataset="lm_bible",
+    validation_target_value=LM_BIBLE_TARGET,
+    test_target_value=LM_BIBLE_TARGET,
+    scoring_validation_target_value=None,
+    max_allowed_runtime_sec=LM_BIBLE_BUDGET,
+    eval_period_time_sec=LM_BIBLE_EVAL_PERIOD,
+    step_hint=LM_BIBLE_STEP_HINT,
+    num_train_examples=LM_BIBLE_TRAIN,
+    num_eval_train_examples=LM_BIBLE_EVAL_TRAIN,
+    num_validation_examples=LM_BIBLE_VALIDATION,
+    eval_batch_size=256,
+    model=LM_BIBLE_MODEL,
+    # CPU: compiling would take a large share of the two-minute budget.
+    torch_compile_model=False,
+    benchmark=False,
+    dev_only=True,
+    notes=LM_BIBLE_NOTES,
+)
+
+VARIANTS = {c.name: c for c in (FINEWEBEDU_LM, LM_BIBLE)}
 
 # Listed last, as the newest base workload.
 FAMILY = Family(
@@ -79,8 +133,35 @@ FAMILY = Family(
             ),
             description="fineweb-edu sample-10BT parquet -> GPT-2 BPE uint16 windows, ~20 GB",
         ),
+        Dataset(
+            name="lm_bible",
+            prepare="workloads.finewebedu_lm.bible:prepare_dataset",
+            fixture="workloads.finewebedu_lm.testing:write_fixture",
+            options=(
+                PrepareOption(
+                    "--lm_bible_window",
+                    "window",
+                    "tokens per window, inputs + 1 (default 129; the lm_bible model reads 128)",
+                    kind="int",
+                ),
+                PrepareOption(
+                    "--lm_bible_vocab_size",
+                    "vocab_size",
+                    "SentencePiece pieces (default 2,048; the lm_bible model embeds 2,048)",
+                    kind="int",
+                ),
+                PrepareOption(
+                    "--lm_bible_sword_dir",
+                    "sword_dir",
+                    "SWORD library holding engWEB2015eb (default $ALGOPERF_SWORD_DIR or "
+                    "/usr/share/sword)",
+                ),
+            ),
+            description="World English Bible (Debian sword-text-web) -> 2,048-piece "
+            "SentencePiece uint16 windows of 129 tokens, ~2 MB",
+        ),
     ),
     synthetic_batch="workloads.finewebedu_lm.common:synthetic_batch",
     # 12 x 16,779,265 + tied embedding 51,463,168 + final norm 1,024.
-    param_counts={"finewebedu_lm": 252_815_372},
+    param_counts={"finewebedu_lm": 252_815_372, "lm_bible": LM_BIBLE_PARAMS},
 )

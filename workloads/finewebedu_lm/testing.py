@@ -1,8 +1,14 @@
-"""Fixture writer for finewebedu: fineweb-edu-shaped parquet and a small BPE ranks file.
+"""Fixture writers of the family's datasets, each through its real prepare code.
 
-The parquet files have fineweb-edu's ``sample/10BT`` columns and types; the ranks file is in
-tiktoken's ``.tiktoken`` format (all 256 byte tokens plus a few merges), so `prepare` runs the real
-path end to end offline. Token ids therefore differ from GPT-2's (EOS is the id after the ranks).
+finewebedu: fineweb-edu-shaped parquet and a small BPE ranks file. The parquet files have
+fineweb-edu's ``sample/10BT`` columns and types; the ranks file is in tiktoken's ``.tiktoken``
+format (all 256 byte tokens plus a few merges), so `prepare` runs the real path end to end
+offline. Token ids therefore differ from GPT-2's (EOS is the id after the ranks).
+
+lm_bible: English-like chapters of verses (deterministic, from a small word list; not Bible text,
+which needs Debian's sword-text-web) through `bible.write_dataset`: the SentencePiece model is
+trained on them (as many pieces as the text supports, at most the registered 2,048) and the
+splits are cut into the registered 129-token windows.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.finewebedu_lm import data
+from workloads.finewebedu_lm import bible, data
 
 FIXTURE_RANKS = "fixture.tiktoken"
 _MERGES = (b"th", b"he", b"in", b"er", b"an", b" t", b" a", b"the", b" th", b"re", b"on", b"ing")
@@ -115,11 +121,44 @@ def write_source(root: Path, num_files: int = 2, docs_per_file: int = 60) -> Pat
     return root
 
 
+def bible_like_chapters(num_chapters: int, seed: int) -> list[list[str]]:
+    """`num_chapters` chapters of 12-24 verses of 8-30 words each (deterministic)."""
+    rng = np.random.default_rng(seed)
+    return [
+        [
+            " ".join(rng.choice(_WORDS, size=int(rng.integers(8, 31)))).capitalize() + "."
+            for _ in range(int(rng.integers(12, 25)))
+        ]
+        for _ in range(num_chapters)
+    ]
+
+
+def _write_bible_fixture(data_dir: Path) -> Mapping[str, Any]:
+    dest = bible.write_dataset(
+        data_dir,
+        bible_like_chapters(24, seed=0),
+        bible_like_chapters(4, seed=1),
+        sources={"fixture": __name__},
+        hard_vocab_limit=False,  # the small text supports fewer than 2,048 pieces
+    )
+    sizes = (data._read_json(dest / "meta.json") or {})["splits"]
+    return {
+        "num_train_examples": sizes["train"],
+        "num_eval_train_examples": min(sizes["train"], 8),
+        "num_validation_examples": sizes["validation"],
+        "eval_batch_size": 8,
+    }
+
+
 def write_fixture(dataset: str, data_dir: Path | str) -> Mapping[str, Any]:
-    """Write parquet + ranks and run the real `prepare`; return the split sizes that fit."""
-    if dataset != data.DATASET:
-        raise ValueError(f"{__name__} writes {data.DATASET!r}, not {dataset!r}")
+    """Write the dataset's fixture through its real prepare code; return the split sizes."""
     data_dir = Path(data_dir)
+    if dataset == bible.DATASET:
+        return _write_bible_fixture(data_dir)
+    if dataset != data.DATASET:
+        raise ValueError(
+            f"{__name__} writes {data.DATASET!r} or {bible.DATASET!r}, not {dataset!r}"
+        )
     # Kept inside the dataset folder: the parquet source and the ranks file it was made with.
     src = write_source(data_dir / data.DATASET / "fixture_source")
     ranks = write_ranks(data_dir / data.DATASET / FIXTURE_RANKS)
