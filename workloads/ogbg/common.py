@@ -53,7 +53,7 @@ class OgbgData:
     loss_functions: Any
     eval_accumulation = EVAL_ACCUMULATION
 
-    # Masked sigmoid cross-entropy over (graphs, 128) labels, as upstream's ogbg computes it
+    # Masked sigmoid cross-entropy over (graphs, tasks) labels, as upstream's ogbg computes it
     # (``per_example`` 0 where the mask is 0, ``n_valid_examples`` the labelled entries). Upstream
     # declares ``loss_type`` SOFTMAX_CROSS_ENTROPY for ogbg; the declaration is kept (submissions
     # read it) and the framework layer's ``loss_fn`` computes this one instead.
@@ -84,8 +84,10 @@ class OgbgData:
         )
 
     def check_data(self, data_dir: str) -> None:
-        """Fail before any log is written if a split is missing or has the wrong size."""
-        graphs = data.load(data_dir)
+        """Fail before any log is written if a split is missing or has the wrong size, or the
+        labels are not the model's tasks."""
+        graphs = data.load(data_dir, self.config.dataset)
+        data.check_num_tasks(graphs, self.config, data_dir)
         for split in data.SPLITS:
             data.split_indices(graphs, self.config, split, data_dir)
 
@@ -115,7 +117,7 @@ class OgbgData:
         return {"loss": super()._eval_batch(params, model_state, batch, rng)["loss"]}  # type: ignore[misc]
 
     def _eval_logits(self, params: Any, model_state: Any, batch: dict[str, np.ndarray], rng: Any):
-        """(graph slots, 128) logits of one global eval batch, on the host."""
+        """(graph slots, tasks) logits of one global eval batch, on the host."""
         device_batch = self._to_device(batch)
         return super()._eval_batch(params, model_state, device_batch, rng)["logits"]  # type: ignore[misc]
 
@@ -131,7 +133,7 @@ class OgbgData:
         global_step: int = 0,
     ) -> dict[str, float]:
         del global_batch_size, global_step  # the device shards do not depend on them
-        graphs = data.load(data_dir)
+        graphs = data.load(data_dir, self.config.dataset)
         ids = data.split_indices(graphs, self.config, split, data_dir)
         budget = data.Budget(self.eval_rows_per_device)
         num_shards = self._eval_num_shards()

@@ -19,6 +19,11 @@ test}.csv.gz`` (graph indices). `prepare` converts them once into ``<data_dir>/o
 
 Sizes: train 350,343, validation 43,793, test 43,793 graphs (checked against the config).
 
+Other molecule sets use the same arrays in ``<data_dir>/<dataset>/`` with their own number of
+tasks (``labels.npy`` (G, T); `workloads.ogbg.molecules` writes ``ogbg_solubility``, T = 2).
+Everything below reads the folder named by the workload config's ``dataset`` and takes the task
+count from the labels; the model's ``num_outputs`` must equal it (`check_num_tasks`).
+
 Batches (`numpy_batches`) follow upstream's ``jraph.dynamically_batch``: a device shard built for
 a per-device batch size ``b`` holds at most ``b`` graphs, ``26 b`` nodes and ``56 b`` edges (26 and
 56 are the mean nodes and directed edges per molecule), taken greedily in stream order, and is
@@ -27,8 +32,8 @@ the spare nodes and edges (edges from its first node to itself), then empty grap
 batch is ``num_shards`` such shards concatenated with global node indices (``jraph.batch_np``), so
 every array has a static shape and splits evenly along its leading axis. Keys: ``nodes`` float32
 (N, 9), ``edges`` float32 (E, 3), ``senders`` / ``receivers`` int32 (E,), ``n_node`` / ``n_edge``
-int32 (G,), ``targets`` float32 (G, 128) (NaN -> 0) and ``weights`` float32 (G, 128) (0 for NaN
-labels and padding graphs).
+int32 (G,), ``targets`` float32 (G, T) (NaN -> 0) and ``weights`` float32 (G, T) (0 for NaN
+labels and padding graphs), T = 128 for ogbg-molpcba.
 
 Train order: an endless stream of epoch permutations (``default_rng([seed, epoch])``, every graph
 once per epoch; upstream shuffles with a 2^15-graph buffer), so batch ``k`` is a function of
@@ -120,16 +125,17 @@ EVAL_TRAIN_SEED = 0
 Batch = dict[str, np.ndarray]
 
 
-def _fix_hint(data_dir: Path | str) -> str:
-    return f"run `algoperf datasets prepare {DATASET} --data_dir {data_dir}`"
+def _fix_hint(data_dir: Path | str, dataset: str = DATASET) -> str:
+    return f"run `algoperf datasets prepare {dataset} --data_dir {data_dir}`"
 
 
-def dataset_dir(data_dir: Path | str) -> Path:
-    """Where `prepare` writes: ``<data_dir>/ogbg`` (or `data_dir` itself if it holds the arrays)."""
+def dataset_dir(data_dir: Path | str, dataset: str = DATASET) -> Path:
+    """Where `dataset`'s arrays are: ``<data_dir>/<dataset>`` (``ogbg``, ``ogbg_solubility``),
+    or `data_dir` itself if it holds the arrays and has no such folder."""
     root = Path(data_dir)
-    if (root / "num_nodes.npy").is_file() and not (root / DATASET).is_dir():
+    if (root / "num_nodes.npy").is_file() and not (root / dataset).is_dir():
         return root
-    return root / DATASET
+    return root / dataset
 
 
 # Budgets ----------------------------------------------------------------------------------------
@@ -189,21 +195,25 @@ class Graphs:
     def num_graphs(self) -> int:
         return len(self.num_nodes)
 
+    @property
+    def num_tasks(self) -> int:
+        """Binary tasks per graph: the label columns (128 for ogbg-molpcba)."""
+        return int(self.labels.shape[1])
+
 
 @cache
-def _load_cached(directory: str) -> Graphs:
+def _load_cached(directory: str, dataset: str) -> Graphs:
     path = Path(directory)
+    hint = _fix_hint(path.parent, dataset)
     arrays = {}
     for name in ARRAYS:
         f = path / f"{name}.npy"
         if not f.is_file():
-            raise DatasetError(f"{f} not found; {_fix_hint(path.parent)}")
+            raise DatasetError(f"{f} not found; {hint}")
         try:
             arrays[name] = np.load(f, mmap_mode="r")
         except ValueError as e:
-            raise DatasetError(
-                f"{f} is not a readable .npy file ({e}); {_fix_hint(path.parent)}"
-            ) from None
+            raise DatasetError(f"{f} is not a readable .npy file ({e}); {hint}") from None
     num_nodes = np.asarray(arrays["num_nodes"], np.int64)
     num_edges = np.asarray(arrays["num_edges"], np.int64)
     node_offsets = np.concatenate([[0], np.cumsum(num_nodes)])
@@ -214,13 +224,13 @@ def _load_cached(directory: str) -> Graphs:
         "senders": (edge_offsets[-1],),
         "receivers": (edge_offsets[-1],),
         # Any number of tasks (ogbg-molpcba has NUM_TASKS; smaller molecule sets fewer).
-        "labels": (len(num_nodes), arrays["labels"].shape[-1] if arrays["labels"].ndim else 0),
+        "labels": (len(num_nodes), arrays["labels"].shape[-1] if arrays["labels"].ndim == 2 else 0),
     }
     for name, shape in checks.items():
         if arrays[name].shape != tuple(int(s) for s in shape):
             raise DatasetError(
                 f"{path / (name + '.npy')}: shape {arrays[name].shape}, expected {shape} from "
-                f"num_nodes.npy / num_edges.npy; the dataset is inconsistent: {_fix_hint(path.parent)}"
+                f"num_nodes.npy / num_edges.npy; the dataset is inconsistent: {hint}"
             )
     return Graphs(
         **{k: arrays[k] for k in ARRAYS if not k.startswith("split_")},
@@ -230,9 +240,25 @@ def _load_cached(directory: str) -> Graphs:
     )
 
 
-def load(data_dir: Path | str) -> Graphs:
-    """The converted dataset under `data_dir` (cached per directory)."""
-    return _load_cached(str(dataset_dir(data_dir).resolve()))
+def load(data_dir: Path | str, dataset: str = DATASET) -> Graphs:
+    """The converted `dataset` under `data_dir` (cached per directory); see `dataset_dir`."""
+    return _load_cached(str(dataset_dir(data_dir, dataset).resolve()), dataset)
+
+
+def model_num_tasks(config: WorkloadConfig) -> int:
+    """The tasks the config's GNN predicts: ``config.model["num_outputs"]`` (default 128)."""
+    return int(config.model.get("num_outputs", NUM_TASKS))
+
+
+def check_num_tasks(graphs: Graphs, config: WorkloadConfig, data_dir: Path | str) -> None:
+    """Refuse a dataset whose label columns are not the model's outputs."""
+    if graphs.num_tasks != model_num_tasks(config):
+        raise DatasetError(
+            f"{dataset_dir(data_dir, config.dataset) / 'labels.npy'}: {graphs.num_tasks} tasks, "
+            f"the {config.name} model predicts {model_num_tasks(config)}; prepare "
+            f"{config.dataset!r} into this folder ({_fix_hint(data_dir, config.dataset)}) or set "
+            "model['num_outputs'] in workloads/ogbg/spec.py"
+        )
 
 
 def split_indices(
@@ -250,7 +276,8 @@ def split_indices(
         n = config.num_eval_train_examples
         if n > len(train):
             raise DatasetError(
-                f"{dataset_dir(data_dir)}: eval_train needs {n} graphs, train has {len(train)}"
+                f"{dataset_dir(data_dir, config.dataset)}: eval_train needs {n} graphs, train "
+                f"has {len(train)}"
             )
         order = iterators.epoch_permutation(len(train), EVAL_TRAIN_SEED, 0)
         return np.sort(train[order[:n]])
@@ -261,10 +288,11 @@ def split_indices(
         "test": config.num_test_examples,
     }[split]
     if len(idx) != expected:
+        name = "ogbg-molpcba" if config.dataset == DATASET else config.dataset
         raise DatasetError(
-            f"{dataset_dir(data_dir) / f'split_{split}.npy'}: {len(idx)} graphs, the workload "
-            f"expects {expected}; the dataset is incomplete or not ogbg-molpcba: "
-            f"{_fix_hint(data_dir)}"
+            f"{dataset_dir(data_dir, config.dataset) / f'split_{split}.npy'}: {len(idx)} graphs, "
+            f"the workload expects {expected}; the dataset is incomplete or not {name}: "
+            f"{_fix_hint(data_dir, config.dataset)}"
         )
     return idx
 
@@ -325,8 +353,8 @@ def gather_shard(graphs: Graphs, ids: np.ndarray, budget: Budget) -> Batch:
     counts_e[k] = budget.max_edges - real_edges
 
     labels = np.asarray(graphs.labels[ids], np.float32)
-    targets = np.zeros((budget.max_graphs, NUM_TASKS), np.float32)
-    weights = np.zeros((budget.max_graphs, NUM_TASKS), np.float32)
+    targets = np.zeros((budget.max_graphs, graphs.num_tasks), np.float32)
+    weights = np.zeros((budget.max_graphs, graphs.num_tasks), np.float32)
     measured = ~np.isnan(labels)
     targets[:k] = np.where(measured, labels, 0.0)
     weights[:k] = measured
@@ -351,9 +379,9 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return shift + np.arange(total)
 
 
-def empty_shard(budget: Budget) -> Batch:
+def empty_shard(budget: Budget, num_tasks: int = NUM_TASKS) -> Batch:
     """A shard holding only the padding graph (fills the last eval group up to the devices)."""
-    return gather_shard(_EMPTY, np.zeros(0, np.int64), budget)
+    return gather_shard(_empty_graphs(num_tasks), np.zeros(0, np.int64), budget)
 
 
 def concat_shards(shards: Sequence[Batch]) -> Batch:
@@ -419,7 +447,7 @@ def numpy_batches(
     other splits are finite and cover the split once, the last group of shards filled with
     empty shards.
     """
-    graphs = load(data_dir)
+    graphs = load(data_dir, config.dataset)
     ids = split_indices(graphs, config, split, data_dir)
     budget = per_device_budget(global_batch_size, num_shards)
     if split == "train":
@@ -447,21 +475,25 @@ def eval_groups(
             yield group
             group = []
     if group:
-        yield group + [(empty_shard(budget), 0)] * (num_shards - len(group))
+        yield group + [(empty_shard(budget, graphs.num_tasks), 0)] * (num_shards - len(group))
 
 
 def synthetic_batch(config: WorkloadConfig, batch_size: int, seed: int) -> Batch:
     """A random one-shard batch with `batch_size` graph slots (``batch_size - 1`` random
     molecule-like graphs and the padding graph; at least one graph), for smoke runs: its
-    logits, targets and weights have `batch_size` rows like any other family's batch."""
+    logits, targets and weights have `batch_size` rows like any other family's batch, and as
+    many tasks as the config's model has outputs."""
     rng = np.random.default_rng(iterators._seed_word(seed))
     budget = Budget(max(1, batch_size - 1))
+    num_tasks = model_num_tasks(config)
     # At most 20 nodes and 44 directed edges per graph: a full budget of them always fits.
-    graphs = random_graphs(rng, budget.graphs_per_device, max_nodes=20)
+    graphs = random_graphs(rng, budget.graphs_per_device, max_nodes=20, num_tasks=num_tasks)
     return gather_shard(graphs, np.arange(budget.graphs_per_device), budget)
 
 
-def random_graphs(rng: np.random.Generator, num_graphs: int, max_nodes: int = 30) -> Graphs:
+def random_graphs(
+    rng: np.random.Generator, num_graphs: int, max_nodes: int = 30, num_tasks: int = NUM_TASKS
+) -> Graphs:
     """Random molecule-sized graphs in the converted layout (chains with extra ring bonds)."""
     num_nodes = rng.integers(1, max_nodes + 1, num_graphs)
     edge_lists = []
@@ -473,9 +505,9 @@ def random_graphs(rng: np.random.Generator, num_graphs: int, max_nodes: int = 30
         raw = np.array(chain + extra, np.int64).reshape(-1, 2)
         edge_lists.append(raw)
     labels = np.where(
-        rng.random((num_graphs, NUM_TASKS)) < 0.3,
+        rng.random((num_graphs, num_tasks)) < 0.3,
         np.nan,
-        (rng.random((num_graphs, NUM_TASKS)) < 0.2),
+        (rng.random((num_graphs, num_tasks)) < 0.2),
     ).astype(np.float32)
     node_feat = rng.integers(0, 10, (int(num_nodes.sum()), NODE_FEATURES)).astype(np.uint8)
     raw_feat = [rng.integers(0, 4, (len(e), EDGE_FEATURES)).astype(np.uint8) for e in edge_lists]
@@ -544,14 +576,17 @@ def _bidirectional(
     }
 
 
-_EMPTY = from_raw(
-    np.zeros(0, np.int64),
-    [],
-    np.zeros((0, NODE_FEATURES), np.uint8),
-    [],
-    np.zeros((0, NUM_TASKS), np.float32),
-    {},
-)
+@cache
+def _empty_graphs(num_tasks: int) -> Graphs:
+    """A dataset of no graphs with `num_tasks` label columns (the source of empty shards)."""
+    return from_raw(
+        np.zeros(0, np.int64),
+        [],
+        np.zeros((0, NODE_FEATURES), np.uint8),
+        [],
+        np.zeros((0, num_tasks), np.float32),
+        {},
+    )
 
 
 # Preparing --------------------------------------------------------------------------------------
@@ -642,6 +677,7 @@ def save_arrays(dest: Path, arrays: dict[str, np.ndarray]) -> None:
         tmp = dest / f"{name}.tmp.npy"
         np.save(tmp, arrays[name])
         os.replace(tmp, dest / f"{name}.npy")
+    _load_cached.cache_clear()  # a re-prepared directory is read again
 
 
 def prepare(

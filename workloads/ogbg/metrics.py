@@ -5,7 +5,7 @@ the labelled (graph, task) entries of a split:
 
 * ``loss``: the mean masked sigmoid cross-entropy;
 * ``accuracy``: the mean of ``(logit > 0) == label``;
-* ``mean_average_precision``: for each of the 128 tasks, sklearn's ``average_precision_score`` of
+* ``mean_average_precision``: for each of the tasks (128 for ogbg-molpcba), sklearn's ``average_precision_score`` of
   the labelled entries' sigmoid probabilities, averaged (``nanmean``) over the tasks that have at
   least one label 1 and one label 0. Upstream's filter counts the zeros its batches hold for
   *unlabelled* entries as negatives too; `mean_average_precision` does the same for the split's

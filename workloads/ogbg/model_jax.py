@@ -2,7 +2,7 @@
 
 Structure (Battaglia et al.'s GraphNetwork, as upstream's JAX model through ``jraph``): node and
 edge features embedded by Dense layers (``node_embedding`` 9 -> latent, ``edge_embedding`` 3 ->
-latent), globals start as zeros (graphs, 128); then ``num_message_passing_steps`` steps, each with
+latent), globals start as zeros (graphs, num_outputs: 128 for ogbg); then ``num_message_passing_steps`` steps, each with
 its own edge, node and global MLPs (Dense -> LayerNorm(eps 1e-6) -> activation -> dropout, per
 hidden width), applied to
 
@@ -10,7 +10,7 @@ hidden width), applied to
 * nodes: concat[node, sum of outgoing edges, sum of incoming edges, its graph's global];
 * globals: concat[sum of the graph's nodes, sum of its edges, global];
 
-and a final Dense (128) on the globals gives the logits. Sums are `jax.ops.segment_sum`. flax
+and a final Dense (num_outputs) on the globals gives the logits. Sums are `jax.ops.segment_sum`. flax
 names the layers in creation order exactly as upstream does (``Dense_0`` .. ``Dense_{3 L S - 1}``
 for S steps of L hidden layers, the decoder ``Dense_{3 L S}``, ``LayerNorm_k``), so parameter
 trees match upstream's. Init: flax defaults (LeCun normal kernels, zero biases).
@@ -49,7 +49,7 @@ def _dropout(module: nn.Module, x: jax.Array, train: bool, rate: Any) -> jax.Arr
 
 
 class GNN(nn.Module):
-    """The graph network; ``__call__(graph, train, dropout_rate)`` returns (graphs, 128) logits."""
+    """The graph network; ``__call__(graph, train, dropout_rate)`` returns (graphs, num_outputs) logits."""
 
     layout: GnnLayout
 

@@ -92,7 +92,7 @@ class GraphNetwork(nn.Module):
 
 
 class GNN(nn.Module):
-    """The graph network; ``forward(graph, dropout_rate)`` returns (graphs, 128) logits."""
+    """The graph network; ``forward(graph, dropout_rate)`` returns (graphs, num_outputs) logits."""
 
     def __init__(self, layout: GnnLayout) -> None:
         super().__init__()

@@ -61,6 +61,36 @@ VARIANTS = {
     )
 }
 
+# A small GNN on real molecules (dev only, never scored): the Huuskonen solubility set prepared by
+# `algoperf datasets prepare ogbg_solubility` (820 train / 205 validation / 257 test molecules,
+# two tasks, `workloads.ogbg.molecules`). PLACEHOLDER targets and budget, see `notes`.
+OGBG_SOLUBILITY = OGBG.variant(
+    "ogbg_solubility",
+    dataset="ogbg_solubility",
+    model={
+        "latent_dim": 64,
+        "hidden_dims": (64,),
+        "num_message_passing_steps": 3,
+        "num_outputs": 2,
+    },
+    validation_target_value=1.0,
+    test_target_value=1.0,
+    max_allowed_runtime_sec=120,
+    eval_period_time_sec=6,
+    step_hint=400,
+    num_train_examples=820,
+    num_eval_train_examples=205,
+    num_validation_examples=205,
+    num_test_examples=257,
+    # One device shard of 512 graph slots per split on the 8-device convention (all of
+    # validation and test in one padded shard each).
+    eval_batch_size=4_096,
+    benchmark=False,
+    dev_only=True,
+    notes="",
+)
+VARIANTS[OGBG_SOLUBILITY.name] = OGBG_SOLUBILITY
+
 FAMILY = Family(
     name="ogbg",
     variants=VARIANTS,
@@ -96,5 +126,7 @@ FAMILY = Family(
         "ogbg_gelu": 3_554_176,
         "ogbg_silu": 3_554_176,
         "ogbg_model_size": 2_571_648,
+        # Not an upstream workload: counted from the shapes of this model (both frameworks).
+        "ogbg_solubility": 126_018,
     },
 )

@@ -1,9 +1,10 @@
-"""ogbg (and _gelu, _silu, _model_size) in JAX: the flax GNN on `jraph.GraphsTuple` batches.
+"""ogbg (and _gelu, _silu, _model_size, _solubility) in JAX: the flax GNN on `jraph.GraphsTuple` batches.
 
 ``batch['inputs']`` is a ``jraph.GraphsTuple`` (nodes (N, 9), edges (E, 3), senders, receivers,
 n_node, n_edge; globals ``{}``) as in upstream's JAX workload, sharded along the leading axis of
 every array (each device holds its own shard's nodes, edges and graph slots; node indices are
-global, as ``jraph.batch_np`` makes them). ``targets`` / ``weights`` are (graphs, 128).
+global, as ``jraph.batch_np`` makes them). ``targets`` / ``weights`` are (graphs, tasks):
+128 for ogbg, the dataset's task count (the model's ``num_outputs``) for ``ogbg_solubility``.
 No model state (None); dropout only in TRAIN mode.
 """
 

@@ -1,7 +1,7 @@
-"""ogbg (and _gelu, _silu, _model_size) in PyTorch: the GNN on `Graphs` batches.
+"""ogbg (and _gelu, _silu, _model_size, _solubility) in PyTorch: the GNN on `Graphs` batches.
 
 ``batch['inputs']`` is a `workloads.ogbg.model_pytorch.Graphs` (``jraph.GraphsTuple``'s fields;
-indices int64), ``targets`` / ``weights`` float32 (graphs, 128). Under DDP every rank takes its own
+indices int64), ``targets`` / ``weights`` float32 (graphs, tasks), tasks = the model's ``num_outputs``. Under DDP every rank takes its own
 device shard of the global batch (the numpy batch holds one shard per rank, node indices made
 local again), so no graph crosses ranks. No model state (None); dropout only in TRAIN mode.
 """
