@@ -13,7 +13,8 @@ beam search. `wmt` runs in both frameworks by default; the variants are marked s
 `wmt_bible` runs on its own fixture (``algoperf datasets prepare wmt_bible --fixture``: the real
 verse-aligned Spanish/English Gospel of Mark to train on, Jude and Philemon to evaluate, 600-piece
 SentencePiece model, rows of 128, in ``<data_dir>/wmt_bible/``) with its registered model; only
-the decoding buffer is cut to 24 positions. Skipped where Debian's SWORD Bibles are not installed.
+the decoding buffer is cut to 24 positions. Slow; skipped where Debian's SWORD Bibles are not
+installed.
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ def bible_root(tmp_path_factory) -> Path:
 
 
 @needs_bibles
+@pytest.mark.slow  # 35 s (PyTorch) to 86 s (JAX: the beam search's compile) on a loaded 2-core CPU
 @pytest.mark.parametrize("framework", ["jax", "pytorch"])
 def test_wmt_bible_runs_end_to_end(framework, bible_root, monkeypatch, tmp_path):
     """The registered wmt_bible model trains 2 steps on real verses; BLEU on real references."""
