@@ -108,7 +108,9 @@ def solubility_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+@pytest.mark.parametrize(
+    "framework", [pytest.param("jax", marks=pytest.mark.slow), "pytorch"]
+)  # JAX: 30-40 s of compilation on a shared 2-core machine; the same code as ogbg-jax above
 def test_solubility_runs_end_to_end(framework, solubility_root, tmp_path):
     """The small two-task GNN of ``ogbg_solubility`` on its own dataset folder."""
     rows = _run_three_steps("ogbg_solubility", framework, solubility_root, tmp_path / "exp")
