@@ -43,16 +43,18 @@ WMT = WorkloadConfig(
     torch_compile_loss=True,
 )
 
-# Placeholder targets: the validation / test BLEU of one 90 s NAdamW run on a loaded 2-core CPU
-# (not yet set by the targets protocol). Budget, eval period and step hint from that run.
+# PLACEHOLDER targets, not set by the targets protocol: the validation / test BLEU of one NAdamW
+# run (lr 3e-3, 1 - beta1 0.1, beta2 0.99, wd 0.1, warmup 5 %, label smoothing 0.1, no dropout;
+# batch 8 packed rows) in JAX at 65 s of submission time on a loaded 2-core CPU (76 steps at
+# ~0.46 s/step; PyTorch ~0.66 s/step). Step hint: the ~200 such steps of the 120 s budget.
 WMT_BIBLE = WMT.variant(
     "wmt_bible",
     dataset="wmt_bible",
-    validation_target_value=1.0,
-    test_target_value=1.0,
+    validation_target_value=0.4804,
+    test_target_value=0.3966,
     max_allowed_runtime_sec=120,
     eval_period_time_sec=30,
-    step_hint=400,
+    step_hint=200,
     num_train_examples=12_123,  # packed rows of 128 tokens (30,937 verse pairs)
     num_eval_train_examples=85,  # as many as validation, as upstream
     num_validation_examples=85,  # Ruth
@@ -75,7 +77,8 @@ WMT_BIBLE = WMT.variant(
     benchmark=False,
     dev_only=True,
     notes="small Transformer on verse-aligned Spanish->English Bibles; PLACEHOLDER targets: "
-    "the BLEU of one 90 s NAdamW run on a 2-core CPU, not set by the targets protocol",
+    "the BLEU of one short NAdamW run (65 s, batch 8) on a loaded 2-core CPU, not set by the "
+    "targets protocol; a beam-search eval costs 25-150 s there",
 )
 
 VARIANTS = {
