@@ -38,6 +38,7 @@ BATCH_SIZES: dict[str, int] = {
     # 64 of its 820 training molecules a step (the size its placeholder targets were measured at).
     "ogbg_solubility": 64,
     "lm_bible": 32,
+    "wmt_bible": 8,
 }
 
 # Upstream's epsilon in the clipping factor `grad_clip / (grad_norm + eps)`.
