@@ -243,7 +243,12 @@ if world > 1:
 else:
     parts = [result]
 if rank == 0:
-    print("RESULT", json.dumps(parts))
+    print("RESULT", json.dumps(parts), flush=True)
+if world > 1:
+    # Leave the group before exiting: a gloo group torn down at interpreter exit can abort
+    # ("terminate called without an active exception").
+    dist.barrier()
+    dist.destroy_process_group()
 """
 
 
