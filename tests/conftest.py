@@ -103,3 +103,14 @@ def python_on_host_devices() -> Callable[..., subprocess.CompletedProcess]:
     """Runs ``python -c code *args`` from the repository root in a process of its own with
     `devices` JAX host (CPU) devices (XLA fixes the count when JAX starts, hence a process)."""
     return _python_on_host_devices
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One PyTorch intra-op thread for the test (the suite runs one test process per core)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

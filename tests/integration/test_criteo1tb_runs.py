@@ -27,6 +27,8 @@ from algoperf import registry
 from algoperf.cli import main
 from algoperf.data import cli as data_cli
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
 NADAMW_SPACE = REPO / "submissions" / "baselines" / "nadamw" / "tuning_search_space.json"
@@ -41,17 +43,6 @@ RUN_CASES = [
     for name in ["criteo1tb_test", *VARIANTS]
     for fw in ("jax", "pytorch")
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs one test process per core."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

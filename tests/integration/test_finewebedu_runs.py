@@ -30,6 +30,8 @@ from algoperf.data import DatasetError
 from algoperf.data import cli as data_cli
 from workloads.finewebedu_lm import common, data
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 pytest.importorskip("pyarrow", reason="pyarrow not installed: pip install 'algoperf[text]'")
 pytest.importorskip("tiktoken", reason="tiktoken not installed: pip install 'algoperf[text]'")
 
@@ -51,17 +53,6 @@ _SUBMISSION = """from submissions.baselines.nadamw.{framework}.submission import
 def get_batch_size(workload_name):
     return 4
 """
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs one test process per core."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

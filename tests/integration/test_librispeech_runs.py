@@ -29,6 +29,8 @@ from algoperf.cli import main
 from algoperf.data import DatasetError
 from algoperf.data import cli as data_cli
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO = Path(__file__).resolve().parents[2]
 NADAMW_SPACE = REPO / "submissions" / "baselines" / "nadamw" / "tuning_search_space.json"
 SMALL = {
@@ -55,17 +57,6 @@ from submissions.baselines.nadamw.{framework}.submission import *  # noqa: F403
 def get_batch_size(workload_name):
     return 2
 """
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs one test process per core."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ from algoperf.cli import main
 from algoperf.data import cli as data_cli
 from workloads.ogbg import testing
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
 SUBMISSIONS = HERE / "submissions"
@@ -36,17 +38,6 @@ RUN_CASES = [
     for name in VARIANTS
     for fw in ("jax", "pytorch")
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs one test process per core."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from workloads.common import librivox_testdata
 from workloads.librispeech import data, testing
 
 pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.slow,
     pytest.mark.skipif(librivox_testdata.find_dir() is None, reason=librivox_testdata.INSTALL_HINT),
 ]
@@ -46,16 +47,6 @@ def get_batch_size(workload_name):
 NUM_REAL = 5
 # Real recordings only in the eval subsets (the synthetic count there is 0).
 SIZES = {**testing.FIXTURE_SIZES, "dev-clean": 0, "dev-other": 0, "test-clean": 0}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from algoperf.data import DatasetError
 from workloads.common import index_files, sword
 
 pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.slow,
     pytest.mark.skipif(
         not sword.available(sword.ENGLISH, sword.SPANISH),
@@ -46,16 +47,6 @@ SUBMISSION = """from submissions.baselines.nadamw.{framework}.submission import 
 def get_batch_size(workload_name):
     return {batch}
 """
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _record_sizes(root: Path, dataset: str, sizes: dict[str, int | None]) -> None:

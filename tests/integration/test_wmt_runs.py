@@ -36,6 +36,8 @@ from algoperf.data import cli as data_cli
 from workloads.common import sword
 from workloads.wmt import bible, common
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO = Path(__file__).parents[2]
 NADAMW_SPACE = REPO / "submissions" / "baselines" / "nadamw" / "tuning_search_space.json"
 SMALL_MODEL = {"vocab_size": 64, "emb_dim": 32, "num_heads": 2, "num_layers": 1, "mlp_dim": 64}
@@ -54,17 +56,6 @@ SUBMISSION = """from submissions.baselines.nadamw.{framework}.submission import 
 def get_batch_size(workload_name):
     return 4
 """
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs one test process per core."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from algoperf import registry, spec
 from algoperf.data import DataError
 from workloads.criteo1tb import data
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FRAMEWORKS = ("jax", "pytorch")
 
 
@@ -21,16 +23,6 @@ def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("criteo_wl")
     registry.write_fixture("criteo1tb", root)
     return root
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _rng(framework):
