@@ -9,11 +9,14 @@ move once published, and so that scoring does not need to import the workload pa
 * ``v0.6.json``: the v0.6 rolling leaderboard: 8 base workloads, no held-out variants, 3 studies,
   self-tuning budget x1.5.
 * ``current.json``: what the workload specs say today (v0.6 plus ``finewebedu_lm``).
-* ``dev.json``: the development workloads (MNIST, Fashion-MNIST, CIFAR) for smoke runs and demos:
-  the base set is whichever of them the logs contain, and study and trial counts are not checked.
+* ``dev.json``: the development workloads (MNIST, Fashion-MNIST, CIFAR, ...) for smoke runs: the
+  base set is whichever of them the logs contain, and study and trial counts are not checked.
+* ``mini.json``: AlgoPerf-mini, five small workloads on real offline data that run on a 2-core
+  CPU (`MINI_WORKLOADS`): all five count, 3 studies of 2 trials (what ``make mini`` runs), the
+  budgets, targets and step hints of their specs.
 
-Regenerate ``current.json`` with ``python -m scoring.targets --write`` after changing a spec
-(a test checks it matches the specs). The frozen files are rewritten only with ``--version``
+Regenerate ``current.json``, ``dev.json`` and ``mini.json`` with ``python -m scoring.targets
+--write`` after changing a spec (a test checks they match the specs). The frozen files are rewritten only with ``--version``
 and ``--force``.
 
 The direction of a metric follows upstream's scoring registry: a column ``validation/<metric>`` is
@@ -43,6 +46,7 @@ VERSION_FILES = {
     "0.6": "v0.6.json",
     "current": "current.json",
     "dev": "dev.json",
+    "mini": "mini.json",
 }
 VERSIONS = tuple(VERSION_FILES)
 # Published versions: their files never change unless rewritten with --force.
@@ -69,6 +73,9 @@ BASE_WORKLOADS = (
     "ogbg",
     "wmt",
 )
+
+# AlgoPerf-mini: small configurations of four families on real offline data (2-core CPU).
+MINI_WORKLOADS = ("fashion_mnist", "mnist1d", "ogbg_solubility", "wmt_bible", "lm_bible")
 
 # Development workloads that upstream's target files list (ours may add more, e.g. fashion_mnist).
 UPSTREAM_DEV_WORKLOADS = ("mnist", "cifar")
@@ -101,6 +108,8 @@ _PROTOCOL = {
     "0.6": {"num_studies": 3, "num_trials": 5, "self_tuning_budget_factor": 1.5},
     "current": {"num_studies": 3, "num_trials": 5, "self_tuning_budget_factor": 1.5},
     "dev": {"num_studies": 0, "num_trials": 0, "self_tuning_budget_factor": 1.5},
+    # What `make mini` (plans/mini.toml) runs: 3 studies of 2 external-tuning trials.
+    "mini": {"num_studies": 3, "num_trials": 2, "self_tuning_budget_factor": 1.5},
 }
 
 
@@ -143,7 +152,7 @@ class TargetSet:
     """One benchmark version's scoring configuration.
 
     Attributes:
-        benchmark_version: ``0.5``, ``0.6`` or ``current``.
+        benchmark_version: ``0.5``, ``0.6``, ``current``, ``dev`` or ``mini``.
         base_workloads: workloads that count in the score (the profile's denominator).
         held_out_workloads: variants that can only disqualify their base workload (v0.5 rule).
         num_studies / num_trials: expected studies per workload and trials per study (0: not
@@ -258,7 +267,7 @@ def _from_upstream_format(raw: Mapping[str, Any], source: str) -> dict[str, Any]
 
 @cache
 def load_targets(version: str = DEFAULT_VERSION) -> TargetSet:
-    """The target set of a benchmark version (``0.5``, ``0.6``, ``current``) or a JSON path."""
+    """The target set of a benchmark version (one of `VERSIONS`) or a JSON path."""
     version = str(version)
     if version.startswith("v") and version[1:] in VERSION_FILES:
         version = version[1:]
@@ -295,6 +304,16 @@ def generate(version: str) -> dict[str, Any]:
         names = list(configs)
     elif version == "dev":
         base = tuple(name for name, c in configs.items() if c.dev_only)
+        names = list(base)
+    elif version == "mini":
+        missing = [name for name in MINI_WORKLOADS if name not in configs]
+        if missing:
+            raise TargetsError(
+                f"benchmark version mini lists workload(s) {', '.join(missing)} that no workload "
+                "spec registers (`algoperf workloads` lists the registered ones): add the "
+                "variant to its family's spec.py or remove it from scoring.targets.MINI_WORKLOADS"
+            )
+        base = MINI_WORKLOADS
         names = list(base)
     else:
         base = BASE_WORKLOADS
@@ -357,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--version",
         choices=VERSIONS,
-        help="one target set (default: the unfrozen ones, current and dev); the frozen "
+        help="one target set (default: the unfrozen ones, current, dev and mini); the frozen "
         f"versions ({', '.join(FROZEN_VERSIONS)}) are rewritten only with --force",
     )
     parser.add_argument("--force", action="store_true", help="overwrite a frozen version file")
@@ -365,7 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     versions = [args.version] if args.version else [v for v in VERSIONS if v not in FROZEN_VERSIONS]
     status = 0
     for version in versions:
-        text = render(version)
+        try:
+            text = render(version)
+        except TargetsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 1
+            continue
         path = TARGETS_DIR / VERSION_FILES[version]
         if not args.write:
             sys.stdout.write(text)

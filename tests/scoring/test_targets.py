@@ -21,7 +21,7 @@ V05_BUDGETS = {  # reference §7: max runtime (s), step hint in v0.5
 }
 
 
-@pytest.mark.parametrize("version", ["current", "dev"])
+@pytest.mark.parametrize("version", ["current", "dev", "mini"])
 def test_unfrozen_files_equal_what_the_specs_generate(version):
     path = tg.TARGETS_DIR / tg.VERSION_FILES[version]
     assert path.read_text() == tg.render(version), (
@@ -135,7 +135,7 @@ def test_upstream_targets_json_is_accepted(tmp_path):
 def test_generator_cli_refuses_to_rewrite_a_changed_frozen_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tg, "TARGETS_DIR", tmp_path)
     assert tg.main(["--write"]) == 0
-    assert {p.name for p in tmp_path.iterdir()} == {"current.json", "dev.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"current.json", "dev.json", "mini.json"}
     (tmp_path / "v0.6.json").write_text("{}")
     assert tg.main(["--write", "--version", "0.6"]) == 1
     assert "frozen" in capsys.readouterr().err
