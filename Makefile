@@ -5,9 +5,16 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DATA_DIR ?= data
 DEMO_DIR ?= demo_output
+# The SWORD Bibles (Debian sword-text-web / sword-text-sparv) that wmt_bible and lm_bible read;
+# scripts/debian_testdata.sh fetches them here without root when they are missing.
+ALGOPERF_SWORD_DIR ?= $(CURDIR)/.cache/debian/usr/share/sword
+export ALGOPERF_SWORD_DIR
+MINI_PLAN ?= plans/mini.toml
+# One compute thread per JAX run (PyTorch runs get OMP_NUM_THREADS=1 from the plan's cores_per_job).
+MINI_XLA_FLAGS := --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-all bench lint format clean lock venv-jax07 test-jax07
+.PHONY: install mini-data demo mini test test-fast test-all bench lint format clean lock venv-jax07 test-jax07
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +26,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the embedded default: NAdamW and AdamW baselines on Fashion-MNIST in JAX and
-# PyTorch (external tuning, a few trials each), then scoring. Logs, scores and plots land in
-# $(DEMO_DIR)/.
-demo: $(STAMP)
-	$(VENV)/bin/algoperf datasets prepare fashion_mnist --data_dir $(DATA_DIR)
-	$(PY) -m algoperf.demo --data_dir $(DATA_DIR) --output_dir $(DEMO_DIR)
+# The datasets of the mini benchmark (Fashion-MNIST, MNIST-1D, the solubility molecules, the
+# Bibles), each prepared once: a prepared dataset is verified and left as it is.
+mini-data: $(STAMP)
+	test -d "$(ALGOPERF_SWORD_DIR)/mods.d" || bash scripts/debian_testdata.sh
+	$(VENV)/bin/algoperf datasets prepare --data_dir $(DATA_DIR) \
+	  $$($(PY) -m algoperf.demo --print_datasets)
+
+# The main job: the mini benchmark (five small real-data workloads) with the NAdamW, AdamW and
+# SGD-Nesterov baselines in PyTorch (DEMO_ARGS=--framework=jax for JAX), 2 trials each, two
+# single-thread runs at a time, scored with --benchmark_version mini. Logs, scores, charts and
+# the report land in $(DEMO_DIR)/.
+demo: mini-data
+	$(PY) -m algoperf.demo --data_dir $(DATA_DIR) --output_dir $(DEMO_DIR) $(DEMO_ARGS)
+
+# The full mini benchmark: plans/mini.toml (3 baselines x 5 workloads x JAX and PyTorch x 3
+# studies x 2 trials on two single-thread workers; rerun to resume), then each framework scored
+# with --benchmark_version mini and the two compared. Logs in demo_output/mini/.
+mini: mini-data
+	XLA_FLAGS="$(MINI_XLA_FLAGS)" $(VENV)/bin/algoperf sweep run $(MINI_PLAN) --wait
+	$(PY) -m algoperf.demo --compare_frameworks $(MINI_PLAN)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow" --durations=15

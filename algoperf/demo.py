@@ -1,148 +1,565 @@
-"""The main job on the embedded default (`make demo`).
+"""The main job (`make demo`): the AlgoPerf-mini benchmark with three baselines, scored.
 
-Runs the NAdamW and AdamW baselines on Fashion-MNIST in JAX and PyTorch under the external-tuning
-ruleset, each in its own process as `algoperf run` would, then scores the four submissions with
-`algoperf score`. The search space is `submissions/baselines/demo_search_space.json`, a list of
-three points from the tuning study that set the Fashion-MNIST targets (the best and the two
-runners-up, see `workloads/mnist/TARGETS.md`): the validation target is the median of the best
-point's re-runs, so a trial reaches it about half of the time. Budgets are shortened with
-``--max_runtime_sec`` (runs that reach both targets stop early anyway). PyTorch runs use one
-intra-op thread: for a model this small on a CPU that is faster, and insensitive to other load. Everything lands in
-``--output_dir``: ``logs/<algo>_<framework>/study_0/fashion_mnist_<framework>/trial_<k>/`` and
-``scores/`` (tables, charts, report).
+``python -m algoperf.demo`` runs the NAdamW, AdamW and SGD-Nesterov baselines
+(``submissions/baselines/<algo>/``) on the five workloads of benchmark version ``mini``
+(`scoring.targets.MINI_WORKLOADS`) in one framework (PyTorch by default, ``--framework jax``),
+under the external-tuning ruleset: one study of ``--num_trials`` (2) trials per workload, whose
+hyperparameters are the first Halton points of each baseline's own ``tuning_search_space.json``
+(trial k gets point k-1, the same on every machine; see `algoperf.tuning`). Each workload runs
+under its own mini budget, eval period and targets, read from the workload specs.
+
+The runs go through `algoperf sweep`: the demo writes a plan (``<output_dir>/demo_plan.toml``,
+one job per study, so the two trials of a study share one process) and hands it to the sweep's
+local executor with two workers, each pinned to one core with one compute thread
+(``OMP_NUM_THREADS=1``; JAX also gets XLA's single-thread CPU flags). The same plan runs again
+with ``algoperf sweep run <output_dir>/demo_plan.toml``.
+
+Then the logs are scored with ``--benchmark_version mini`` and the demo prints, per workload and
+baseline, how many trials reached the target, the best time to target and the budget; the
+benchmark scores; whether the performance profile separates the baselines; and where the
+profile, the per-workload curves and the HTML report are. One study is what fits in a few
+minutes; the mini version counts three (``make mini`` runs them in both frameworks).
+
+``python -m algoperf.demo --compare_frameworks PLAN`` scores a finished sweep of a plan such as
+``plans/mini.toml`` once per framework and prints each submission's JAX and PyTorch scores side
+by side with the spread of its per-study scores (what ``make mini`` prints).
+
+Outputs under ``--output_dir``: ``logs/<algo>/study_0/<workload>_<framework>/trial_<k>/``,
+``logs.sweep/`` (job records and console logs) and ``scores/`` (tables, charts, report).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
+import json
+import math
 import os
-import subprocess
+import shutil
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-
-from algoperf import registry
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-WORKLOAD = "fashion_mnist"
-ALGORITHMS = ("nadamw", "adamw")
-FRAMEWORKS = ("jax", "pytorch")
+BASELINES = ("nadamw", "adamw", "sgd_nesterov")
+BENCHMARK_VERSION = "mini"
+SEARCH_SPACE = "tuning_search_space.json"
+# One compute thread per run: XLA's CPU client otherwise starts a thread per core.
+JAX_ONE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+DEFAULT_SEED = 20261203
 
 
-def run_one(algo: str, framework: str, args: argparse.Namespace) -> int:
-    """One `algoperf run` in a fresh process; returns its exit status."""
-    base = REPO / "submissions" / "baselines" / algo
-    cmd = [
-        sys.executable,
-        "-m",
-        "algoperf.cli",
-        "run",
-        f"--framework={framework}",
-        f"--workload={WORKLOAD}",
-        f"--submission_path={base / framework / 'submission.py'}",
-        f"--tuning_search_space={args.search_space}",
-        f"--num_tuning_trials={args.num_trials}",
-        f"--experiment_dir={args.output_dir / 'logs'}",
-        f"--experiment_name={algo}_{framework}/study_0",
-        f"--data_dir={args.data_dir}",
-        f"--rng_seed={args.seed}",
-        f"--max_runtime_sec={args.budget_sec}",
-        "--overwrite",
-        "--log_level=warning",
+def mini_workloads() -> tuple[str, ...]:
+    """The workloads of benchmark version ``mini``, in scoring order."""
+    from scoring.targets import MINI_WORKLOADS
+
+    return MINI_WORKLOADS
+
+
+def datasets(workloads: Sequence[str]) -> list[str]:
+    """The `algoperf datasets prepare` names the workloads read, each once, in order."""
+    from algoperf import registry
+
+    names = [registry.get_config(w).dataset for w in workloads]
+    return list(dict.fromkeys(names))
+
+
+def _toml(value: Any) -> str:
+    """A TOML literal for a string, int, bool or list of them (JSON's escapes are TOML's)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def plan_text(
+    *,
+    name: str,
+    experiment_dir: Path | str,
+    data_dir: Path | str,
+    workloads: Sequence[str],
+    frameworks: Sequence[str],
+    num_studies: int,
+    num_trials: int,
+    seed: int,
+    workers: int = 2,
+    baselines: Sequence[str] = BASELINES,
+    baselines_dir: Path | str = REPO / "submissions" / "baselines",
+    run_flags: Sequence[str] = ("--log_level=warning",),
+) -> str:
+    """The TOML text of an `algoperf sweep` plan running `baselines` on `workloads`.
+
+    One job per study (its trials run one after another in one `algoperf run`), no checkpoints,
+    on the local executor with `workers` single-core slots. Relative paths are relative to the
+    plan file, as `algoperf.sweep.plan` reads them.
+    """
+    lines = [
+        f"# {name}: generated by algoperf.demo; run with `algoperf sweep run <this file>`.",
+        f"name = {_toml(name)}",
+        f"experiment_dir = {_toml(str(experiment_dir))}",
+        f"data_dir = {_toml(str(data_dir))}",
+        f"workloads = {_toml(list(workloads))}",
+        f"frameworks = {_toml(list(frameworks))}",
+        f"num_studies = {num_studies}",
+        f"num_tuning_trials = {num_trials}",
+        'granularity = "study"',
+        f"seed = {seed}",
+        "save_checkpoints = false",
+        f"run_flags = {_toml(list(run_flags))}",
+        "",
+        "[executor]",
+        'kind = "local"',
+        "",
+        "[local]",
+        f"workers = {workers}",
+        "cores_per_job = 1",
     ]
-    print(f"\n== {algo} / {framework}: {args.num_trials} trial(s), budget {args.budget_sec:g}s")
-    env = dict(os.environ)
-    if framework == "pytorch":
-        env.setdefault("OMP_NUM_THREADS", "1")
-    return subprocess.call(cmd, cwd=REPO, env=env)
+    for algo in baselines:
+        base = f"{baselines_dir}/{algo}"
+        lines += [
+            "",
+            "[[submissions]]",
+            f"name = {_toml(algo)}",
+            f"path = {_toml(base + '/{framework}/submission.py')}",
+            f"tuning_search_space = {_toml(base + '/' + SEARCH_SPACE)}",
+        ]
+    return "\n".join(lines) + "\n"
 
 
-def time_to_target_table(logs: Path) -> list[tuple[str, str, str, str]]:
-    """(submission, trial, time to target, best validation metric) from each eval CSV."""
-    config = registry.get_config(WORKLOAD)
-    key = f"validation/{config.target_metric_name}"
-    sign = 1.0 if config.maximize else -1.0
-    target = sign * config.validation_target_value
+def one_thread_environment() -> dict[str, str]:
+    """Variables that keep every run of a sweep on one compute thread (PyTorch and JAX)."""
+    from algoperf.runner.run_env import merge_xla_flags
+
+    return {
+        "OMP_NUM_THREADS": "1",
+        "XLA_FLAGS": merge_xla_flags(os.environ.get("XLA_FLAGS", ""), JAX_ONE_THREAD_XLA_FLAGS),
+    }
+
+
+def budget_lines(workloads: Sequence[str], framework: str) -> list[str]:
+    """One line per workload: the mini budget, eval period and target it runs under."""
+    from algoperf import registry
+    from scoring.targets import load_targets
+
+    targets = load_targets(BENCHMARK_VERSION)
     out = []
-    for csv_path in sorted(logs.glob("*/study_0/*/trial_*/eval_measurements.csv")):
-        with csv_path.open() as f:
-            rows = list(csv.DictReader(f))
-        # Scoring's rule: the first eval at or past the target (non-strict, as upstream).
-        hit = next((r for r in rows if sign * float(r[key]) >= target), None)
-        ttt = f"{float(hit['score']):.2f}s" if hit else "not reached"
-        best = max((sign * float(r[key]) for r in rows), default=float("nan")) * sign
-        out.append((csv_path.parts[-5], csv_path.parts[-2], ttt, f"{best:.4f}"))
+    for w in workloads:
+        t = targets.workloads[w]
+        config = registry.get_config(w)
+        op = ">=" if t.maximize else "<="
+        out.append(
+            f"  {w:16s} budget {t.max_allowed_runtime_sec:g}s, eval every "
+            f"{config.eval_period_time_sec:g}s, target validation {t.target_metric_name} {op} "
+            f"{t.validation_target_value:g} ({framework}, step hint {t.step_hint})"
+        )
     return out
 
 
-def no_target_note(table: list[tuple[str, str, str, str]]) -> str | None:
-    """Why every score is 0 when no trial reached the target (a normal outcome here, not a bug)."""
-    if not table or any(ttt != "not reached" for _, _, ttt, _ in table):
-        return None
-    config = registry.get_config(WORKLOAD)
-    bests = [float(best) for *_, best in table]
-    best = max(bests) if config.maximize else min(bests)
-    return (
-        f"No trial reached the validation target, so every score below is 0 (best "
-        f"{best:.4f}, target {config.validation_target_value}). The target is the median of "
-        "the tuned best point's re-runs (workloads/mnist/TARGETS.md): a single trial reaches "
-        "it about half of the time, and another --seed draws again."
+class _Progress(threading.Thread):
+    """Prints one line per finished sweep job, read from the sweep's ``events.jsonl``."""
+
+    def __init__(self, sweep_dir: Path, total: int, start: float) -> None:
+        super().__init__(daemon=True)
+        self.sweep_dir, self.total, self.start_time = sweep_dir, total, start
+        self.stopped = threading.Event()
+        self.seen = 0
+
+    def poll(self) -> None:
+        from algoperf.sweep import state
+
+        ends = [e for e in state.read_events(self.sweep_dir) if e.get("event") == "end"]
+        for e in ends[self.seen :]:
+            self.seen += 1
+            elapsed = time.perf_counter() - self.start_time
+            print(
+                f"  [{elapsed:5.0f}s] {self.seen}/{self.total} {e.get('job')}: {e.get('state')}",
+                flush=True,
+            )
+
+    def run(self) -> None:
+        while not self.stopped.wait(1.0):
+            self.poll()
+
+
+def run_plan(plan_path: Path, workers: int | None = None) -> list[Any]:
+    """Run every job of a plan on the sweep's local executor, printing progress; the results."""
+    from algoperf.sweep import executors, state
+    from algoperf.sweep import plan as plan_lib
+
+    plan = plan_lib.load_plan(plan_path)
+    jobs = [j for j in plan_lib.expand(plan) if not state.job_done(j)]
+    os.environ.update(one_thread_environment())  # the runs inherit it
+    progress = _Progress(plan.sweep_dir, len(jobs), time.perf_counter())
+    progress.start()
+    try:
+        return executors.run_local(plan, jobs, workers)
+    finally:
+        progress.stopped.set()
+        progress.join()
+        progress.poll()
+
+
+# --------------------------------------------------------------------------------------------
+# Summary of a scored demo
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One (workload, submission) entry of the demo table."""
+
+    reached: int
+    trials: int
+    best_time: float  # least time to target over the trials (s); inf if none reached
+    best_metric: float
+
+
+def summary_table(result: Any) -> dict[tuple[str, str], Cell]:
+    """Per (workload, submission): trials reaching the target and the best time to target."""
+    out = {}
+    for (workload, sub), g in result.trials.groupby(["workload", "submission"], observed=True):
+        maximize = bool(g["maximize"].iloc[0])
+        metrics = g["best_metric"].dropna()
+        best = (metrics.max() if maximize else metrics.min()) if len(metrics) else math.nan
+        out[(str(workload), str(sub))] = Cell(
+            reached=int(g["reached"].sum()),
+            trials=len(g),
+            best_time=float(g["time_to_target"].min()),
+            best_metric=float(best),
+        )
+    return out
+
+
+def format_table(result: Any) -> str:
+    """Workload x submission: ``reached/trials best-time`` cells and each workload's budget."""
+    table = summary_table(result)
+    subs = [str(s) for s in result.settings["submissions"]]
+    workloads = list(result.settings["base_workloads"])
+    width = max(len("workload"), *(len(w) for w in workloads))
+    cell_w = max(16, *(len(s) for s in subs))
+    lines = [
+        f"{'workload':<{width}}  {'budget':>7}  " + "  ".join(f"{s:>{cell_w}}" for s in subs),
+    ]
+    for w in workloads:
+        cells = []
+        for s in subs:
+            c = table.get((w, s))
+            if c is None:
+                text = "no logs"
+            elif c.reached:
+                text = f"{c.reached}/{c.trials} {c.best_time:.1f}s"
+            else:
+                text = f"{c.reached}/{c.trials} best {c.best_metric:.4g}"
+            cells.append(f"{text:>{cell_w}}")
+        budget = result.targets.budget_sec(w)
+        lines.append(f"{w:<{width}}  {budget:>6g}s  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def separated_workloads(result: Any) -> list[str]:
+    """Workloads on which the baselines' scored times differ (a time, or a miss against a hit).
+
+    A workload where every baseline misses, or every one reaches the target in the same time,
+    adds the same amount to every profile and so tells nothing apart.
+    """
+    out = []
+    for w in result.scored_times.columns:
+        times = result.scored_times[w].to_numpy(dtype=float)
+        finite = times[~(times != times)]  # drop NaN (no logs)
+        if len(finite) > 1 and len({round(t, 6) for t in finite}) > 1:
+            out.append(str(w))
+    return out
+
+
+def separation_message(result: Any) -> str:
+    """Whether the performance profile tells the baselines apart, in one or two sentences."""
+    scores = result.scores["score"]
+    workloads = list(result.settings["base_workloads"])
+    split = separated_workloads(result)
+    if (scores == 0).all():
+        return (
+            "No baseline reached any validation target within its budget, so every score is 0 "
+            "and the profile tells nothing apart: run more trials (--num_trials) or check the "
+            "workloads' targets."
+        )
+    where = ", ".join(split) if split else "none"
+    verdict = (
+        "The profile separates the baselines"
+        if 2 * len(split) > len(workloads)
+        else "The profile does NOT separate the baselines on most workloads"
     )
+    scoring = [str(s) for s, v in scores.items() if v > 0]
+    lone = ""
+    if len(scoring) == 1:
+        lone = (
+            f" Only {scoring[0]} reached any target, so every other baseline scores 0: with "
+            "one study and two trials that can be chance."
+        )
+    return f"{verdict}: they differ on {len(split)} of {len(workloads)} workloads ({where}).{lone}"
+
+
+def format_scores(result: Any) -> str:
+    """The benchmark score of each submission, best first."""
+    scores = result.scores.sort_values("score", ascending=False, kind="stable")
+    width = max(len(str(s)) for s in scores.index)
+    lines = []
+    for sub, row in scores.iterrows():
+        lines.append(
+            f"  {sub!s:<{width}}  {row['score']:.4f}  "
+            f"({int(row['workloads_counted'])} of {len(result.settings['base_workloads'])} "
+            "workloads within 4x of the best)"
+        )
+    return "\n".join(lines)
+
+
+def output_paths(scores_dir: Path, workloads: Sequence[str]) -> list[str]:
+    """Where the profile, the per-workload curves and the report were written."""
+    charts = scores_dir / "charts"
+    return [
+        f"profile: {charts / 'performance_profiles.svg'}",
+        f"curves:  {charts}/curves_<workload>.svg ({', '.join(workloads)})",
+        f"report:  {scores_dir / 'report.html'} (and report.md, scores.csv, trial_results.csv)",
+    ]
+
+
+def score(
+    logs: Path,
+    scores_dir: Path,
+    bootstrap_samples: int = 0,
+    plots: bool = True,
+    workloads: Sequence[str] | None = None,
+) -> Any:
+    """Score `logs` with benchmark version mini (or only `workloads` of it) and write tables,
+    charts and the report to `scores_dir`."""
+    from scoring.api import score_submissions
+    from scoring.report import write_outputs
+
+    subset = list(workloads) if workloads and set(workloads) != set(mini_workloads()) else None
+    result = score_submissions(
+        logs,
+        benchmark_version=BENCHMARK_VERSION,
+        bootstrap_samples=bootstrap_samples,
+        workloads=subset,
+    )
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    write_outputs(result, scores_dir, plots=plots)
+    return result
+
+
+def print_summary(result: Any, scores_dir: Path) -> None:
+    """The demo's closing report: table, scores, separation, output locations."""
+    studies = sorted(set(result.trials["study"]))
+    print(
+        f"\n== time to target (submission clock; {len(studies)} study, trials reaching the "
+        "target / trials, best time to target or best validation metric when none reached)"
+    )
+    print(format_table(result))
+    print(
+        f"\n== benchmark scores (version {result.settings['benchmark_version']}, external "
+        "tuning, scored together)"
+    )
+    print(format_scores(result))
+    print(f"\n{separation_message(result)}")
+    if result.targets.num_studies and len(studies) < result.targets.num_studies:
+        print(
+            f"(The demo runs {len(studies)} study per workload; benchmark version "
+            f"{result.settings['benchmark_version']} asks for {result.targets.num_studies}, "
+            "which `make mini` runs.)"
+        )
+    print()
+    for line in output_paths(scores_dir, result.settings["base_workloads"]):
+        print(line)
+
+
+# --------------------------------------------------------------------------------------------
+# JAX vs PyTorch scores of a finished sweep (make mini)
+# --------------------------------------------------------------------------------------------
+
+
+def framework_views(plan: Any, root: Path) -> dict[str, dict[str, Path]]:
+    """Symlink trees of a sweep's logs, one per framework and one per (framework, study).
+
+    Scoring reads one framework per submission, so each framework is scored on its own:
+    ``root/<framework>/all/<sub>/study_j/<w>_<framework>`` and
+    ``root/<framework>/study_j/<sub>/study_j/<w>_<framework>`` link to the sweep's folders.
+    Returns {framework: {"all" | "study_j": view folder}}.
+    """
+    from algoperf.sweep import plan as plan_lib
+
+    if root.exists():
+        shutil.rmtree(root)
+    views: dict[str, dict[str, Path]] = {}
+    for job in plan_lib.expand(plan):
+        if not job.workload_dir.is_dir():
+            continue
+        study = f"study_{job.study}"
+        for key in ("all", study):
+            view = root / job.framework / key
+            link = view / job.submission / study / job.workload_dir.name
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(job.workload_dir, target_is_directory=True)
+            views.setdefault(job.framework, {})[key] = view
+    return views
+
+
+def compare_frameworks(plan_path: Path, output_dir: Path | None = None) -> int:
+    """Score a finished sweep per framework; print each submission's scores side by side."""
+    from algoperf.sweep import plan as plan_lib
+
+    plan = plan_lib.load_plan(plan_path)
+    out = output_dir or plan.experiment_dir.with_name(plan.experiment_dir.name + ".scores")
+    views = framework_views(plan, out / "views")
+    if not views:
+        print(f"error: {plan.experiment_dir} holds no logs of {plan_path}", file=sys.stderr)
+        return 2
+    rows: dict[str, dict[str, tuple[float, list[float]]]] = {}
+    for framework, by_key in sorted(views.items()):
+        full = score(by_key["all"], out / framework, bootstrap_samples=1000)
+        per_study = {}
+        for key in sorted(k for k in by_key if k != "all"):
+            res = score(by_key[key], out / framework / key, plots=False)
+            per_study[key] = res.scores["score"]
+        for sub, value in full.scores["score"].items():
+            studies = [float(s[sub]) for s in per_study.values() if sub in s]
+            rows.setdefault(str(sub), {})[framework] = (float(value), studies)
+        print(f"{framework}: report {out / framework / 'report.html'}")
+    print(format_framework_table(rows))
+    return 0
+
+
+def format_framework_table(rows: dict[str, dict[str, tuple[float, list[float]]]]) -> str:
+    """Per submission: each framework's score, its per-study scores and their spread."""
+    frameworks = sorted({f for by in rows.values() for f in by})
+    lines = [
+        "score per framework (all studies; in brackets each study alone, then max - min)",
+        f"{'submission':16s}" + "".join(f"  {f:>36s}" for f in frameworks) + "  difference",
+    ]
+    for sub, by in sorted(rows.items()):
+        cells = []
+        for f in frameworks:
+            if f not in by:
+                cells.append(f"  {'no logs':>36s}")
+                continue
+            value, studies = by[f]
+            spread = max(studies) - min(studies) if studies else math.nan
+            detail = " ".join(f"{s:.2f}" for s in studies)
+            cells.append(f"  {f'{value:.3f} [{detail}] {spread:.2f}':>36s}")
+        diff = (
+            f"{abs(by[frameworks[0]][0] - by[frameworks[1]][0]):.3f}"
+            if len(frameworks) == 2 and all(f in by for f in frameworks)
+            else "n/a"
+        )
+        lines.append(f"{sub:16s}" + "".join(cells) + f"  {diff:>10s}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m algoperf.demo",
+        description="Run the mini benchmark with three baselines in one framework and score it.",
+    )
+    p.add_argument("--framework", choices=("pytorch", "jax"), default="pytorch")
+    p.add_argument("--data_dir", type=Path, default=REPO / "data")
+    p.add_argument("--output_dir", type=Path, default=REPO / "demo_output")
+    p.add_argument("--num_trials", type=int, default=2, help="trials per workload and baseline")
+    p.add_argument("--workers", type=int, default=2, help="runs at once, one core each")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the plan's seed")
+    p.add_argument(
+        "--workloads",
+        default=",".join(mini_workloads()),
+        help="comma-separated subset of the mini workloads (default: all five)",
+    )
+    p.add_argument(
+        "--print_datasets",
+        action="store_true",
+        help="print the dataset names of the workloads (for `algoperf datasets prepare`) and exit",
+    )
+    p.add_argument(
+        "--compare_frameworks",
+        type=Path,
+        metavar="PLAN",
+        help="score a finished sweep of PLAN per framework and compare (make mini); no runs",
+    )
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m algoperf.demo", description=__doc__)
-    parser.add_argument("--data_dir", type=Path, default=REPO / "data")
-    parser.add_argument("--output_dir", type=Path, default=REPO / "demo_output")
-    parser.add_argument("--num_trials", type=int, default=3)
-    parser.add_argument(
-        "--search_space",
-        type=Path,
-        default=REPO / "submissions" / "baselines" / "demo_search_space.json",
-    )
-    parser.add_argument("--budget_sec", type=float, default=20.0)
-    parser.add_argument("--seed", type=int, default=20261122)
-    args = parser.parse_args(argv)
-    args.output_dir = args.output_dir.resolve()
-    start = time.perf_counter()
-    failures = [(a, f) for a in ALGORITHMS for f in FRAMEWORKS if run_one(a, f, args) != 0]
-    logs = args.output_dir / "logs"
-    scores = args.output_dir / "scores"
-    config = registry.get_config(WORKLOAD)
-    print(
-        f"\n== per trial: time to the validation target ({config.target_metric_name} >= "
-        f"{config.validation_target_value}) and best validation {config.target_metric_name}"
-    )
-    table = time_to_target_table(logs)
-    for submission, trial, ttt, best in table:
-        print(f"  {submission:16s} {trial:8s} {ttt:>12s}  best {best}")
-    note = no_target_note(table)
-    if note is not None:
-        print(f"  {note}")
-    try:
-        from scoring.cli import main as score_main
-    except ImportError:
-        score_main = None
-    if score_main is not None:
-        print("\n== scoring")
-        code = score_main(
-            [
-                f"--submission_directory={logs}",
-                f"--output_dir={scores}",
-                "--benchmark_version=dev",
-            ]
+    """`python -m algoperf.demo`; returns the exit status."""
+    args = _parser().parse_args(argv)
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in workloads if w not in mini_workloads()]
+    if unknown:
+        print(
+            f"error: --workloads {', '.join(unknown)} not in benchmark version mini "
+            f"({', '.join(mini_workloads())})",
+            file=sys.stderr,
         )
-        if code != 0:
-            failures.append(("score", str(code)))
-    print(f"\nlogs:   {logs}")
-    if score_main is not None:
-        print(f"scores: {scores} (scores.csv, time_to_targets.csv, charts/, report.html)")
-    print(f"demo finished in {time.perf_counter() - start:.0f}s")
-    if failures:
-        print(f"failed: {failures}", file=sys.stderr)
+        return 2
+    if args.print_datasets:
+        print(" ".join(datasets(workloads)))
+        return 0
+    if args.compare_frameworks is not None:
+        return compare_frameworks(args.compare_frameworks)
+    if args.num_trials < 1 or args.workers < 1:
+        print("error: --num_trials and --workers must be at least 1", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    out = args.output_dir.resolve()
+    logs = out / "logs"
+    for old in (logs, logs.with_name("logs.sweep"), out / "scores"):
+        if old.exists():
+            shutil.rmtree(old)  # a demo starts afresh; `algoperf sweep run` resumes instead
+    out.mkdir(parents=True, exist_ok=True)
+    plan_path = out / "demo_plan.toml"
+    plan_path.write_text(
+        plan_text(
+            name="demo",
+            experiment_dir=logs,
+            data_dir=args.data_dir.resolve(),
+            workloads=workloads,
+            frameworks=[args.framework],
+            num_studies=1,
+            num_trials=args.num_trials,
+            seed=args.seed,
+            workers=args.workers,
+        )
+    )
+    n_jobs = len(BASELINES) * len(workloads)
+    print(
+        f"== demo: {', '.join(BASELINES)} x {len(workloads)} workloads x {args.num_trials} "
+        f"trials in {args.framework}, {args.workers} single-thread runs at a time "
+        f"({n_jobs} jobs; plan {plan_path})"
+    )
+    print("budgets (benchmark version mini, from the workload specs):")
+    for line in budget_lines(workloads, args.framework):
+        print(line)
+    results = run_plan(plan_path, args.workers)
+    failed = [r for r in results if r.state not in ("done", "skipped")]
+    for r in failed:
+        print(f"  failed: {r.job_id}: {r.reason}", file=sys.stderr)
+    run_sec = time.perf_counter() - start
+    from scoring.api import ScoringError
+    from scoring.logs import LogError
+
+    try:
+        result = score(logs, out / "scores", workloads=workloads)
+    except (ScoringError, LogError) as e:
+        print(f"error: scoring {logs}: {e}", file=sys.stderr)
         return 1
-    return 0
+    print_summary(result, out / "scores")
+    print(f"\nlogs: {logs} (console logs of each run: {logs.with_name('logs.sweep')})")
+    print(f"runs took {run_sec:.0f}s; demo finished in {time.perf_counter() - start:.0f}s")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,35 +1,115 @@
-"""The demo's per-trial summary read from eval CSVs, and its note when no trial hit the target."""
+"""The demo: its generated sweep plan, its summary of a scored mini run (table, budgets, whether
+the profile separates the baselines) and the JAX-vs-PyTorch comparison of `make mini`."""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
+import re
 
-from algoperf import demo, registry
+import pytest
 
+from algoperf import demo
+from algoperf.sweep import plan as plan_lib
+from scoring.targets import MINI_WORKLOADS, load_targets
+from tests.scoring.mini_logs import write_tree
 
-def _write(logs: Path, name: str, trial: int, accuracies: list[float]) -> None:
-    path = logs / name / "study_0" / "fashion_mnist_jax" / f"trial_{trial}"
-    path.mkdir(parents=True)
-    with (path / "eval_measurements.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["global_step", "score", "validation/accuracy"])
-        writer.writeheader()
-        for i, acc in enumerate(accuracies):
-            writer.writerow({"global_step": i, "score": 2.0 * i, "validation/accuracy": acc})
+MINI = load_targets("mini")
 
 
-def test_time_to_target_is_the_first_eval_at_or_past_the_target(tmp_path):
-    target = registry.get_config("fashion_mnist").validation_target_value
-    _write(tmp_path, "a_jax", 1, [0.5, target, target + 0.01])
-    _write(tmp_path, "b_jax", 1, [0.5, target - 0.01])
-    table = demo.time_to_target_table(tmp_path)
-    assert table[0][:3] == ("a_jax", "trial_1", "2.00s")
-    assert table[1][:3] == ("b_jax", "trial_1", "not reached")
-    assert demo.no_target_note(table) is None
+def _score(tmp_path, hits, **kw):
+    logs = write_tree(tmp_path / "logs", MINI, hits, **kw)
+    return demo.score(logs, tmp_path / "scores", plots=False)
 
 
-def test_note_explains_all_zero_scores(tmp_path):
-    _write(tmp_path, "a_jax", 1, [0.5, 0.8731])
-    _write(tmp_path, "b_jax", 1, [0.5, 0.8745])
-    note = demo.no_target_note(demo.time_to_target_table(tmp_path))
-    assert note is not None and "best 0.8745" in note and "every score below is 0" in note
+def _write_plan(tmp_path, **kw):
+    """A generated plan over the mini workloads, logging to tmp_path/logs; its path."""
+    path = tmp_path / "plan.toml"
+    text = demo.plan_text(
+        experiment_dir=tmp_path / "logs", data_dir=tmp_path / "data", workloads=MINI_WORKLOADS, **kw
+    )
+    path.write_text(text)
+    return path
+
+
+def test_demo_plan_runs_three_baselines_one_study_of_two_trials(tmp_path):
+    path = _write_plan(
+        tmp_path, name="demo", frameworks=["jax"], num_studies=1, num_trials=2, seed=7
+    )
+    plan = plan_lib.load_plan(path)
+    assert (plan.local.workers, plan.local.cores_per_job, plan.executor) == (2, 1, "local")
+    assert not plan.save_checkpoints and plan.granularity == "study"
+    jobs = plan_lib.expand(plan)
+    assert len(jobs) == len(demo.BASELINES) * len(MINI_WORKLOADS)
+    assert {(j.submission, j.workload) for j in jobs} == {
+        (b, w) for b in demo.BASELINES for w in MINI_WORKLOADS
+    }
+    for job in jobs:
+        assert job.trials == (1, 2) and job.framework == "jax" and job.study == 0
+        argv = " ".join(job.run_argv)
+        assert f"baselines/{job.submission}/jax/submission.py" in argv
+        assert f"baselines/{job.submission}/tuning_search_space.json" in argv
+        assert "--num_tuning_trials=2" in argv and "--max_runtime_sec" not in argv
+        assert job.workload_dir == tmp_path / "logs" / job.submission / "study_0" / (
+            f"{job.workload}_jax"
+        )
+
+
+def test_budget_lines_show_each_workloads_mini_budget():
+    lines = demo.budget_lines(MINI_WORKLOADS, "pytorch")
+    for w, line in zip(MINI_WORKLOADS, lines, strict=True):
+        assert line.split()[0] == w
+        assert f"budget {MINI.workloads[w].max_allowed_runtime_sec:g}s" in line
+
+
+def test_summary_table_counts_hits_and_best_times_with_the_budget(tmp_path):
+    first = MINI_WORKLOADS[0]
+    hits = {("nadamw", w): [1, 4] for w in MINI_WORKLOADS}  # second eval: 2/10 of the budget
+    hits |= {("adamw", w): [None, 3] for w in MINI_WORKLOADS}  # fourth eval
+    hits |= {("sgd_nesterov", w): [None, None] for w in MINI_WORKLOADS}
+    result = _score(tmp_path, hits)
+    cells = demo.summary_table(result)
+    budget = MINI.workloads[first].max_allowed_runtime_sec
+    assert cells[(first, "nadamw")].reached == 2
+    assert cells[(first, "nadamw")].best_time == pytest.approx(0.2 * budget)
+    assert cells[(first, "adamw")].reached == 1
+    assert cells[(first, "sgd_nesterov")].reached == 0
+    text = demo.format_table(result)
+    rows = {line.split()[0]: line for line in text.splitlines()[1:]}
+    assert set(rows) == set(MINI_WORKLOADS)
+    assert f"{budget:g}s" in rows[first] and "2/2" in rows[first] and "0/2 best" in rows[first]
+    message = demo.separation_message(result)
+    assert message.startswith("The profile separates the baselines: they differ on 5 of 5")
+    assert "Only" not in message
+    scores = demo.format_scores(result)
+    assert re.search(r"nadamw\s+1\.0000", scores) and re.search(r"sgd_nesterov\s+0\.0000", scores)
+
+
+def test_separation_message_flags_no_hits_and_a_lone_winner(tmp_path):
+    none = {(s, w): [None, None] for s in ("a", "b") for w in MINI_WORKLOADS}
+    message = demo.separation_message(_score(tmp_path / "none", none))
+    assert "every score is 0" in message
+    lone = {**none, ("a", MINI_WORKLOADS[0]): [2, None]}
+    message = demo.separation_message(_score(tmp_path / "lone", lone))
+    assert "does NOT separate" in message and "Only a reached any target" in message
+
+
+def test_compare_frameworks_scores_each_framework_with_the_spread_of_studies(tmp_path, capsys):
+    plan_path = _write_plan(
+        tmp_path,
+        name="mini",
+        frameworks=["pytorch", "jax"],
+        num_studies=2,
+        num_trials=1,
+        seed=1,
+        baselines=("a", "b"),
+    )
+    for framework, b_hit in (("pytorch", 5), ("jax", 7)):
+        hits = {("a", w): [2] for w in MINI_WORKLOADS} | {("b", w): [b_hit] for w in MINI_WORKLOADS}
+        write_tree(tmp_path / "logs", MINI, hits, studies=2, framework=framework)
+    assert demo.compare_frameworks(plan_path, tmp_path / "cmp") == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("a ", "b "))}
+    # a is the best everywhere in both frameworks; b is 2x (PyTorch) and 8/3x (JAX) slower.
+    assert re.search(r"a\s+1\.000 \[1\.00 1\.00\] 0\.00\s+1\.000 \[1\.00 1\.00\] 0\.00", rows["a"])
+    b_jax, b_pytorch = (float(x) for x in re.findall(r"(\d\.\d{3}) \[", rows["b"]))
+    assert b_jax < b_pytorch < 1.0
+    assert (tmp_path / "cmp" / "jax" / "report.html").is_file()
