@@ -34,6 +34,8 @@ BATCH_SIZES: dict[str, int] = {
     "finewebedu_lm": 64,
     # Development workloads (not scored).
     "mnist": 16,
+    # 128 of MNIST-1D's 35,000 training signals a step (the size its targets were set at).
+    "mnist1d": 128,
     "cifar": 128,
     # 64 of its 820 training molecules a step (the size its placeholder targets were measured at).
     "ogbg_solubility": 64,

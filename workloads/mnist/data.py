@@ -1,5 +1,8 @@
 """MNIST and Fashion-MNIST on disk: the official IDX files, their download, and numpy splits.
 
+(MNIST-1D, the family's third dataset, is generated and stored by `workloads.mnist.mnist1d`;
+`load_split` and `synthetic_batch` here serve all three.)
+
 On-disk format: the four gzip-compressed IDX files exactly as their publishers distribute them,
 in ``<data_dir>/<dataset>/`` (``dataset`` is ``mnist`` or ``fashion_mnist``)::
 
@@ -49,6 +52,7 @@ from algoperf.data.download import (
     write_manifest,
 )
 from algoperf.workload_config import WorkloadConfig
+from workloads.mnist import mnist1d
 
 SPLITS = ("train", "eval_train", "validation", "test")
 IMAGE_SHAPE = (28, 28, 1)
@@ -295,6 +299,8 @@ def split_range(config: WorkloadConfig, split: str) -> tuple[str, int, int]:
 def load_split(data_dir: Path | str, config: WorkloadConfig, split: str) -> dict[str, np.ndarray]:
     """One split as arrays: 'inputs' float32 (N, 28, 28, 1) normalised, 'targets' int32 (N,).
 
+    The ``mnist1d`` dataset is read by `workloads.mnist.mnist1d` (inputs (N, 40), same splits).
+
     Args:
         data_dir: the data root (files in ``<data_dir>/<config.dataset>/``) or the folder that
             holds the four files.
@@ -307,6 +313,8 @@ def load_split(data_dir: Path | str, config: WorkloadConfig, split: str) -> dict
     or corrupt file raises `DatasetError` naming the file and the command that fixes it.
     """
     which, start, stop = split_range(config, split)
+    if config.dataset == mnist1d.DATASET:
+        return mnist1d.load_split(data_dir, config, which, start, stop, split)
     directory = dataset_dir(data_dir, config.dataset)
     images_path = directory / f"{which}-images-idx3-ubyte.gz"
     labels_path = directory / f"{which}-labels-idx1-ubyte.gz"
@@ -329,9 +337,10 @@ def load_split(data_dir: Path | str, config: WorkloadConfig, split: str) -> dict
 def synthetic_batch(config: WorkloadConfig, batch_size: int, seed: int) -> dict[str, np.ndarray]:
     """A random batch shaped like real data (for smoke runs and compile warm-up)."""
     num_classes = int(config.model.get("num_classes", NUM_CLASSES))
+    input_shape = tuple(config.model.get("input_shape", IMAGE_SHAPE))
     return iterators.synthetic_batch(
         {
-            "inputs": (IMAGE_SHAPE, np.float32),
+            "inputs": (input_shape, np.float32),
             "targets": ((), np.int32, num_classes),
         },
         batch_size,

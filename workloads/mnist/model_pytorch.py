@@ -1,33 +1,49 @@
-"""The upstream MNIST MLP in PyTorch, with upstream's parameter names (net.layer1, net.layer2).
+"""The MNIST-family MLP in PyTorch, with upstream's parameter names (net.layer1, net.layer2).
 
-Initialisation follows what upstream actually runs: PyTorch's default `nn.Linear` init on the
-first `init_model_fn` (upstream defines a `reset_parameters` with its LeCun-normal
-`pytorch_default_init` but only calls it when the model is initialised a second time).
-`reset_parameters()` applies that LeCun-normal init, as upstream's does.
+Layer ``k`` (1-based) is ``net.layer<k>``, its activation ``net.layer<k>_sig`` (or ``_relu``), so
+upstream's one-hidden-layer MNIST model has exactly upstream's state-dict keys.
+
+Initialisation (``config.model["init"]``): ``"upstream"`` follows what upstream actually runs for
+MNIST: PyTorch's default `nn.Linear` init on the first `init_model_fn` (upstream defines a
+`reset_parameters` with its LeCun-normal `pytorch_default_init` but only calls it when the model is
+initialised a second time). ``"lecun_normal"`` always applies that LeCun-normal init, which is the
+distribution flax's `Dense` draws from, so both frameworks start from the same distribution
+(variants that are not upstream's use it). `reset_parameters()` applies it in either case.
 """
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from algoperf.frameworks.pytorch import pytorch_default_init
+from workloads.mnist.common import check_model_options
+
+ACTIVATIONS: dict[str, tuple[str, type[nn.Module]]] = {
+    "sigmoid": ("sig", nn.Sigmoid),
+    "relu": ("relu", nn.ReLU),
+}
 
 
 class MLP(nn.Module):
-    def __init__(self, hidden_width: int = 128, num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        input_size: int = 28 * 28,
+        hidden_widths: Sequence[int] = (128,),
+        num_classes: int = 10,
+        activation: str = "sigmoid",
+    ) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            OrderedDict(
-                [
-                    ("layer1", nn.Linear(28 * 28, hidden_width)),
-                    ("layer1_sig", nn.Sigmoid()),
-                    ("layer2", nn.Linear(hidden_width, num_classes)),
-                ]
-            )
-        )
+        suffix, act = ACTIVATIONS[activation]
+        layers: list[tuple[str, nn.Module]] = []
+        width = input_size
+        for k, hidden in enumerate(hidden_widths, 1):
+            layers += [(f"layer{k}", nn.Linear(width, hidden)), (f"layer{k}_{suffix}", act())]
+            width = hidden
+        layers.append((f"layer{len(hidden_widths) + 1}", nn.Linear(width, num_classes)))
+        self.net = nn.Sequential(OrderedDict(layers))
 
     def reset_parameters(self) -> None:
         for m in self.net.modules():
@@ -39,6 +55,17 @@ class MLP(nn.Module):
 
 
 def build_model(options: Mapping[str, Any]) -> MLP:
-    if options.get("activation", "sigmoid") != "sigmoid":
-        raise ValueError(f"unsupported MNIST activation {options['activation']!r}")
-    return MLP(hidden_width=options["hidden_width"], num_classes=options["num_classes"])
+    """The MLP `options` (a config's ``model``) describe; ValueError for unknown options."""
+    opts = check_model_options(options)
+    input_size = 1
+    for dim in opts["input_shape"]:
+        input_size *= int(dim)
+    model = MLP(
+        input_size=input_size,
+        hidden_widths=tuple(opts["hidden_widths"]),
+        num_classes=opts["num_classes"],
+        activation=opts["activation"],
+    )
+    if opts["init"] == "lecun_normal":
+        model.reset_parameters()
+    return model

@@ -1,4 +1,4 @@
-"""MNIST and Fashion-MNIST: the upstream MNIST MLP on two 28x28 grey-scale 10-class datasets.
+"""The MNIST family: the upstream MNIST MLP on MNIST and Fashion-MNIST, and a wider MLP on MNIST-1D.
 
 `mnist` keeps upstream's numbers. `fashion_mnist` is a variant whose data differs (same model, same
 splits: 50k train / 10k validation from the official 60k training file, 10k test); its targets were
@@ -28,7 +28,13 @@ MNIST = WorkloadConfig(
     eval_batch_size=10_000,
     train_mean=0.1307,
     train_stddev=0.3081,
-    model={"hidden_width": 128, "activation": "sigmoid", "num_classes": 10},
+    model={
+        "input_shape": (28, 28, 1),
+        "hidden_widths": (128,),
+        "activation": "sigmoid",
+        "num_classes": 10,
+        "init": "upstream",
+    },
     dev_only=True,
 )
 
@@ -49,7 +55,39 @@ FASHION_MNIST = MNIST.variant(
     notes="MNIST MLP on Fashion-MNIST; targets set on a 2-core CPU",
 )
 
-VARIANTS = {c.name: c for c in (MNIST, FASHION_MNIST)}
+# MNIST-1D (Greydanus 2020) generated offline by the `mnist1d` package (workloads/mnist/mnist1d.py):
+# 35,000 train / 5,000 validation from the package's 40,000-example training part, 10,000 test.
+# The package's MLP shape (two ReLU hidden layers) with flax's LeCun-normal init in both
+# frameworks; sized so that one NAdamW run of `step_hint` steps takes ~8-20 s of one CPU thread.
+MNIST1D = MNIST.variant(
+    "mnist1d",
+    dataset="mnist1d",
+    model={
+        "input_shape": (40,),
+        "hidden_widths": (100, 100),
+        "activation": "relu",
+        "num_classes": 10,
+        "init": "lecun_normal",
+    },
+    validation_target_value=0.8,
+    test_target_value=0.8,
+    max_allowed_runtime_sec=30,
+    eval_period_time_sec=1,
+    step_hint=6000,
+    num_train_examples=35_000,
+    num_eval_train_examples=5_000,
+    num_validation_examples=5_000,
+    num_test_examples=10_000,
+    eval_batch_size=10_000,
+    # make_dataset already centres the whole set and scales it to unit variance.
+    train_mean=None,
+    train_stddev=None,
+    benchmark=False,
+    dev_only=True,
+    notes="MNIST-1D (mnist1d package, 50,000 generated examples), ReLU MLP 100-100; PLACEHOLDER",
+)
+
+VARIANTS = {c.name: c for c in (MNIST, FASHION_MNIST, MNIST1D)}
 
 FAMILY = Family(
     name="mnist",
@@ -58,19 +96,30 @@ FAMILY = Family(
         "jax": "workloads.mnist.workload_jax:MnistWorkload",
         "pytorch": "workloads.mnist.workload_pytorch:MnistWorkload",
     },
-    datasets=tuple(
+    datasets=(
         Dataset(
-            name=name,
+            name="mnist",
             prepare="workloads.mnist.data:prepare",
             fixture="workloads.mnist.testing:write_dataset_fixture",
-            description=description,
-        )
-        for name, description in (
-            ("mnist", "MNIST digits, IDX gz files (Debian package fallback offline)"),
-            ("fashion_mnist", "Fashion-MNIST, IDX gz files (Debian package fallback offline)"),
-        )
+            description="MNIST digits, IDX gz files (Debian package fallback offline)",
+        ),
+        Dataset(
+            name="fashion_mnist",
+            prepare="workloads.mnist.data:prepare",
+            fixture="workloads.mnist.testing:write_dataset_fixture",
+            description="Fashion-MNIST, IDX gz files (Debian package fallback offline)",
+        ),
+        Dataset(
+            name="mnist1d",
+            prepare="workloads.mnist.mnist1d:prepare",
+            fixture="workloads.mnist.testing:write_dataset_fixture",
+            description="MNIST-1D, 50,000 examples generated offline by the mnist1d package "
+            "(default recipe, seed 42), numpy .npz",
+        ),
     ),
     synthetic_batch="workloads.mnist.data:synthetic_batch",
-    param_counts={"mnist": 101_770, "fashion_mnist": 101_770},
+    # mnist1d is not an upstream workload: counted from its shapes (40*100+100 + 100*100+100
+    # + 100*10+10).
+    param_counts={"mnist": 101_770, "fashion_mnist": 101_770, "mnist1d": 15_210},
     rank=0,
 )

@@ -1,5 +1,8 @@
 """Synthetic MNIST-format fixtures: valid IDX gz files of learnable data, for tests and demos.
 
+MNIST-1D's fixture (`write_mnist1d_fixture`) is its npz format holding smooth random class
+curves, shifted and noisy (no `mnist1d` package needed).
+
 `write_fixture` writes the four official file names into ``<root>/<dataset>/``, byte-compatible
 with the real files (same IDX headers, gzip-compressed), so every loader code path runs on them.
 The images are class prototypes (smooth random blobs, one per class) at random brightness, mixed
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from algoperf.workload_config import WorkloadConfig
-from workloads.mnist import data
+from workloads.mnist import data, mnist1d
 
 # Sizes of the real files (60k train file, 10k test file).
 FULL_SIZE = {"num_train_file": 60_000, "num_test": 10_000}
@@ -146,13 +149,64 @@ def fixture_config(
     )
 
 
-def write_dataset_fixture(dataset: str, data_dir: Path | str) -> dict[str, int]:
-    """``algoperf datasets prepare <mnist|fashion_mnist> --fixture``: a 1,400-example fixture.
+def synthetic_signals(
+    num: int, seed: int, stream: int, protos: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`num` float32 (40,) signals and their uint8 labels (balanced classes, shuffled).
 
-    Writes the four official IDX gz files into ``<data_dir>/<dataset>/`` and returns the split
-    sizes `fixture_config` uses for it (the registry records them in ``fixture.json``).
+    Each signal is its class prototype at amplitude U(0.7, 1.3), circularly shifted by up to 3
+    points, plus Gaussian noise (sd 0.5): learnable by the mnist1d MLP within a few hundred
+    steps, not at once.
     """
-    write_fixture(data_dir, dataset)
+    rng = np.random.default_rng([seed, stream])
+    labels = rng.permutation(np.arange(num) % data.NUM_CLASSES).astype(np.uint8)
+    x = protos[labels] * rng.uniform(0.7, 1.3, (num, 1))
+    shifts = rng.integers(-3, 4, num)
+    for shift in range(-3, 4):
+        x[shifts == shift] = np.roll(x[shifts == shift], shift, axis=1)
+    x += rng.standard_normal(x.shape) * 0.5
+    return x.astype(np.float32), labels
+
+
+def signal_prototypes(seed: int) -> np.ndarray:
+    """Ten smooth random (40,) class curves of unit scale (a 5-point moving average of noise)."""
+    rng = np.random.default_rng([seed, 0])
+    noise = rng.standard_normal((data.NUM_CLASSES, mnist1d.SEQUENCE_LENGTH + 4))
+    smooth = sum(noise[:, i : i + mnist1d.SEQUENCE_LENGTH] for i in range(5)) / 5.0
+    return smooth / smooth.std()
+
+
+def write_mnist1d_fixture(
+    root: Path | str, *, num_train_file: int = 1_200, num_test: int = 200, seed: int = 0
+) -> Path:
+    """Write a learnable synthetic MNIST-1D in the real on-disk format into ``<root>/mnist1d/``.
+
+    ``num_train_file`` / ``num_test`` are the sizes of the training and test parts (as the
+    generator's ``x`` and ``x_test``); the content is a pure function of (seed, sizes). Needs no
+    `mnist1d` package.
+    """
+    protos = signal_prototypes(seed)
+    x, y = synthetic_signals(num_train_file, seed, 1, protos)
+    x_test, y_test = synthetic_signals(num_test, seed, 2, protos)
+    return mnist1d.write_arrays(
+        Path(root) / mnist1d.DATASET,
+        {"x": x, "y": y, "x_test": x_test, "y_test": y_test},
+        source="synthetic fixture",
+        recipe={"fixture_seed": seed},
+    )
+
+
+def write_dataset_fixture(dataset: str, data_dir: Path | str) -> dict[str, int]:
+    """``algoperf datasets prepare <mnist|fashion_mnist|mnist1d> --fixture``: 1,400 examples.
+
+    Writes the dataset's real on-disk files (the four official IDX gz files; MNIST-1D's npz)
+    into ``<data_dir>/<dataset>/`` and returns the split sizes `fixture_config` uses for it (the
+    registry records them in ``fixture.json``).
+    """
+    if dataset == mnist1d.DATASET:
+        write_mnist1d_fixture(data_dir)
+    else:
+        write_fixture(data_dir, dataset)
     config = fixture_config(dataset)
     return {
         "num_train_examples": config.num_train_examples,

@@ -1,4 +1,4 @@
-"""MNIST / Fashion-MNIST in JAX: only the model plumbing; data and numbers are shared."""
+"""MNIST, Fashion-MNIST and MNIST-1D in JAX: only the model plumbing; data and numbers are shared."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ import jax.numpy as jnp
 from algoperf import spec
 from algoperf.frameworks import jax as fjax
 from algoperf.frameworks.jax_workload import JaxClassificationWorkload
-from workloads.mnist.common import MnistData
+from workloads.mnist.common import MnistData, check_model_options, num_dense_layers
 from workloads.mnist.model_jax import build_model
 
 
 class MnistWorkload(MnistData, JaxClassificationWorkload):
-    _output_param_keys = ("Dense_1",)
+    @property
+    def _output_param_keys(self) -> tuple[str, ...]:
+        return (f"Dense_{num_dense_layers(self.config.model) - 1}",)
 
     def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
         self._model = build_model(self.config.model)
-        params = jax.jit(self._model.init)({"params": rng}, jnp.ones((1, 28, 28, 1)))["params"]
+        shape = tuple(check_model_options(self.config.model)["input_shape"])
+        params = jax.jit(self._model.init)({"params": rng}, jnp.ones((1, *shape)))["params"]
         self._finish_init(params)
         return fjax.replicate(params), None
 

@@ -1,4 +1,4 @@
-"""MNIST / Fashion-MNIST in PyTorch: only the model plumbing; data and numbers are shared."""
+"""MNIST, Fashion-MNIST and MNIST-1D in PyTorch: only the model plumbing; data and numbers are shared."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import torch
 
 from algoperf import spec
 from algoperf.frameworks.pytorch_workload import PyTorchClassificationWorkload
-from workloads.mnist.common import MnistData
+from workloads.mnist.common import MnistData, num_dense_layers
 from workloads.mnist.model_pytorch import build_model
 
 
 class MnistWorkload(MnistData, PyTorchClassificationWorkload):
-    _output_param_keys = ("net.layer2.weight", "net.layer2.bias")
+    @property
+    def _output_param_keys(self) -> tuple[str, ...]:
+        last = num_dense_layers(self.config.model)
+        return (f"net.layer{last}.weight", f"net.layer{last}.bias")
 
     def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
         torch.random.manual_seed(int(rng[0]))
