@@ -39,7 +39,7 @@ BATCH_SIZES: dict[str, int] = {
     "cifar": 128,
     # 64 of its 820 training molecules a step (the size its placeholder targets were measured at).
     "ogbg_solubility": 32,
-    "lm_bible": 32,
+    "lm_bible": 8,
     "wmt_bible": 8,
 }
 
