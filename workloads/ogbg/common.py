@@ -135,7 +135,7 @@ class OgbgData:
         del global_batch_size, global_step  # the device shards do not depend on them
         graphs = data.load(data_dir, self.config.dataset)
         ids = data.split_indices(graphs, self.config, split, data_dir)
-        budget = data.Budget(self.eval_rows_per_device)
+        budget = data.budget_for(self.config.dataset, self.eval_rows_per_device, graphs)
         num_shards = self._eval_num_shards()
         acc = eval_metrics.Accumulator(self.eval_accumulation)
         slots = np.arange(budget.max_graphs)

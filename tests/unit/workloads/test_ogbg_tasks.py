@@ -54,6 +54,41 @@ def test_batches_read_the_configs_dataset_and_its_task_count(tmp_path):
     ] * 3  # padded with empties
 
 
+def test_each_dataset_packs_at_its_own_mean_molecule(tmp_path):
+    """ogbg-molpcba keeps upstream's 26 nodes / 56 edges a graph slot (and so does a dataset not
+    listed); the solubility set's smaller molecules pack at their own means."""
+    assert data.per_device_budget(512, 8) == data.Budget(64, 26, 56)
+    assert data.budget_for("another_set", 4) == data.Budget(4, 26, 56)
+    small = data.per_device_budget(32, 1, "ogbg_solubility")
+    assert (small.max_nodes, small.max_edges, small.max_graphs) == (13 * 32 + 1, 27 * 32, 33)
+    _write(tmp_path, "ogbg_solubility", num_tasks=2)
+    batch = next(data.numpy_batches(tmp_path, _config(), "train", 4, seed=0))
+    assert batch["nodes"].shape == (13 * 4 + 1, 9) and batch["edges"].shape == (27 * 4, 3)
+    # A shard of one graph slot still takes the set's largest molecule (ogbg's stays upstream's).
+    graphs = data.load(tmp_path, "ogbg_solubility")
+    one = data.budget_for("ogbg_solubility", 1, graphs)
+    assert one.max_nodes == max(13, graphs.num_nodes.max()) + 1
+    assert one.max_edges == max(27, graphs.num_edges.max())
+    assert data.budget_for("ogbg", 1, graphs) == data.Budget(1)
+
+
+def test_eval_shards_use_the_datasets_budget(tmp_path, monkeypatch):
+    _write(tmp_path, "ogbg_solubility", num_tasks=2)
+    workload = registry.get_workload("ogbg_solubility", "pytorch")
+    workload.config = _config()
+    seen = []
+
+    def logits(params, model_state, batch, rng):
+        seen.append((len(batch["nodes"]), len(batch["edges"])))
+        return np.zeros((len(batch["n_node"]), 2), np.float32)
+
+    monkeypatch.setattr(workload, "_eval_logits", logits)
+    monkeypatch.setattr(workload, "_eval_num_shards", lambda: 1)
+    workload._eval_model_on_split("validation", 4, 0, None, None, None, str(tmp_path))
+    rows = workload.eval_rows_per_device
+    assert seen == [(13 * rows + 1, 27 * rows)]
+
+
 def test_synthetic_batch_has_the_models_outputs():
     batch = data.synthetic_batch(registry.get_config("ogbg_solubility"), 6, seed=1)
     assert batch["targets"].shape == (6, 2)
