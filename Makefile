@@ -6,8 +6,9 @@ PIP := $(PY) -m pip
 DATA_DIR ?= data
 DEMO_DIR ?= demo_output
 # The SWORD Bibles (Debian sword-text-web / sword-text-sparv) that wmt_bible and lm_bible read;
-# scripts/debian_testdata.sh fetches them here without root when they are missing.
-ALGOPERF_SWORD_DIR ?= $(CURDIR)/.cache/debian/usr/share/sword
+# scripts/debian_testdata.sh fetches them into DEBIAN_CACHE without root when they are missing.
+DEBIAN_CACHE ?= $(CURDIR)/.cache/debian
+ALGOPERF_SWORD_DIR ?= $(DEBIAN_CACHE)/usr/share/sword
 export ALGOPERF_SWORD_DIR
 MINI_PLAN ?= plans/mini.toml
 # One compute thread per JAX run (PyTorch runs get OMP_NUM_THREADS=1 from the plan's cores_per_job).
@@ -29,7 +30,7 @@ install: $(STAMP)
 # The datasets of the mini benchmark (Fashion-MNIST, MNIST-1D, the solubility molecules, the
 # Bibles), each prepared once: a prepared dataset is verified and left as it is.
 mini-data: $(STAMP)
-	test -d "$(ALGOPERF_SWORD_DIR)/mods.d" || bash scripts/debian_testdata.sh
+	test -d "$(ALGOPERF_SWORD_DIR)/mods.d" || bash scripts/debian_testdata.sh "$(DEBIAN_CACHE)"
 	$(VENV)/bin/algoperf datasets prepare --data_dir $(DATA_DIR) \
 	  $$($(PY) -m algoperf.demo --print_datasets)
 

@@ -185,6 +185,14 @@ class _Progress(threading.Thread):
             self.poll()
 
 
+def _budget(workload: str) -> float:
+    """A workload's mini budget in seconds (0 for one outside the mini version)."""
+    from scoring.targets import load_targets
+
+    w = load_targets(BENCHMARK_VERSION).workloads.get(workload)
+    return w.max_allowed_runtime_sec if w is not None else 0.0
+
+
 def run_plan(plan_path: Path, workers: int | None = None) -> list[Any]:
     """Run every job of a plan on the sweep's local executor, printing progress; the results."""
     from algoperf.sweep import executors, state
@@ -192,6 +200,7 @@ def run_plan(plan_path: Path, workers: int | None = None) -> list[Any]:
 
     plan = plan_lib.load_plan(plan_path)
     jobs = [j for j in plan_lib.expand(plan) if not state.job_done(j)]
+    jobs.sort(key=lambda j: -_budget(j.workload))  # longest first: the two workers end together
     os.environ.update(one_thread_environment())  # the runs inherit it
     progress = _Progress(plan.sweep_dir, len(jobs), time.perf_counter())
     progress.start()
@@ -419,10 +428,12 @@ def compare_frameworks(plan_path: Path, output_dir: Path | None = None) -> int:
         return 2
     rows: dict[str, dict[str, tuple[float, list[float]]]] = {}
     for framework, by_key in sorted(views.items()):
-        full = score(by_key["all"], out / framework, bootstrap_samples=1000)
+        full = score(
+            by_key["all"], out / framework, bootstrap_samples=1000, workloads=plan.workloads
+        )
         per_study = {}
         for key in sorted(k for k in by_key if k != "all"):
-            res = score(by_key[key], out / framework / key, plots=False)
+            res = score(by_key[key], out / framework / key, plots=False, workloads=plan.workloads)
             per_study[key] = res.scores["score"]
         for sub, value in full.scores["score"].items():
             studies = [float(s[sub]) for s in per_study.values() if sub in s]

@@ -113,3 +113,13 @@ def test_compare_frameworks_scores_each_framework_with_the_spread_of_studies(tmp
     b_jax, b_pytorch = (float(x) for x in re.findall(r"(\d\.\d{3}) \[", rows["b"]))
     assert b_jax < b_pytorch < 1.0
     assert (tmp_path / "cmp" / "jax" / "report.html").is_file()
+
+
+def test_print_datasets_and_unknown_workloads(capsys):
+    from algoperf import registry
+
+    assert demo.main(["--print_datasets"]) == 0
+    names = capsys.readouterr().out.split()
+    assert names == list(dict.fromkeys(registry.get_config(w).dataset for w in MINI_WORKLOADS))
+    assert demo.main(["--workloads", "mnist1d,nope", "--print_datasets"]) == 2
+    assert "nope" in capsys.readouterr().err
