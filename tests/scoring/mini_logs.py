@@ -14,7 +14,8 @@ def metric_values(targets: TargetSet, workload: str, hit: int | None) -> list[fl
     """`EVALS` validation values that first meet the target at eval `hit` (None: never)."""
     t = targets.workloads[workload]
     target = t.validation_target_value
-    worse = target * 0.5 if t.maximize else target * 2.0
+    gap = max(abs(target), 1.0)  # misses the target whatever its scale (0 included)
+    worse = target - gap if t.maximize else target + gap
     return [target if hit is not None and i >= hit else worse for i in range(EVALS)]
 
 
