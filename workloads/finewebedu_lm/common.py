@@ -13,7 +13,11 @@ are read from the prepared ``meta.json`` and checked against the model (`LmData.
   buffer (a recorded difference: a full permutation mixes the whole split).
 * ``eval_train``: the first ``num_eval_train_examples`` train windows, in order; ``validation``:
   the validation windows, in order. The last batch is padded with zero windows whose per-token
-  ``weights`` (float32, (batch, 1024)) are 0, as upstream's padded eval batches.
+  ``weights`` (float32, (batch, 1024)) are 0, as upstream's padded eval batches. A config that
+  evaluates fewer validation windows than the split holds (``lm_bible``, cut down so an eval
+  stays cheap on a CPU) takes ``num_validation_examples`` of them evenly spaced over the split
+  (`spread_rows`), in order, so every held-out book is represented; with the whole split (every
+  upstream config) that is every window.
 
 Under PyTorch DDP every rank reads only its rows of each global batch (upstream's PyTorch reads
 the whole stream on every rank and keeps every world-size-th batch).
@@ -76,11 +80,22 @@ def train_batches(
         yield data.window_batch(windows, batch["rows"])
 
 
+def spread_rows(total: int, count: int) -> np.ndarray:
+    """`count` row indices evenly spaced over ``range(total)``, increasing (all rows if
+    ``count >= total``): row ``i`` is ``i * total // count``."""
+    if count >= total:
+        return np.arange(total)
+    return np.arange(count) * total // count
+
+
 def eval_batches(
-    windows: np.ndarray, global_batch_size: int, num_examples: int
+    windows: np.ndarray, global_batch_size: int, num_examples: int, spread: bool = False
 ) -> Iterator[dict[str, np.ndarray]]:
-    """The first `num_examples` windows in order, padded with weight-0 zero windows."""
-    rows = {"rows": np.arange(min(len(windows), num_examples))}
+    """`num_examples` windows in order, padded with weight-0 zero windows: the first ones, or
+    (`spread`) ones evenly spaced over the split (`spread_rows`)."""
+    count = min(len(windows), num_examples)
+    picked = spread_rows(len(windows), count) if spread else np.arange(count)
+    rows = {"rows": picked}
     return iterators.eval_batches(rows, global_batch_size, num_examples, _decode(windows))
 
 
@@ -118,7 +133,8 @@ class LmData:
         elif split in EVAL_SPLITS:
             if num_examples is None:
                 num_examples = self._split_size(split)
-            batches = eval_batches(windows, global_batch_size, num_examples)
+            spread = split == "validation"
+            batches = eval_batches(windows, global_batch_size, num_examples, spread)
         else:
             raise ValueError(
                 f"finewebedu_lm splits are train, {', '.join(EVAL_SPLITS)}; not {split!r}"
@@ -141,7 +157,9 @@ class LmData:
         )
         windows = data.load_windows(data_dir, "validation", dataset)
         validation, expected = len(windows), self._split_size("validation")
-        if validation != expected:
+        # Fewer windows than the config evaluates is a wrong preparation; more is a config that
+        # evaluates a spread of them (module docstring).
+        if validation < expected:
             raise DatasetError(
                 f"{dest / 'validation.bin'}: {validation} windows, but {self.config.name} expects "
                 f"{expected}; {fix}"

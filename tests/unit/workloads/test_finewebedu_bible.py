@@ -20,7 +20,7 @@ from algoperf.data import cli as data_cli
 from workloads.common import sword, tokenizer
 from workloads.finewebedu_lm import bible, common, data, testing
 from workloads.finewebedu_lm.param_map import lm_layout, param_count
-from workloads.finewebedu_lm.spec import FAMILY, LM_BIBLE
+from workloads.finewebedu_lm.spec import FAMILY, LM_BIBLE, LM_BIBLE_VALIDATION_WINDOWS
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,12 @@ def test_variant_is_a_small_dev_decoder_on_its_own_dataset():
     assert layout.vocab_size == bible.DEFAULT_VOCAB_SIZE
     assert FAMILY.param_count("lm_bible", "jax") == param_count(layout) == 262_466
     assert c.num_test_examples is None and c.max_allowed_runtime_sec <= 120
-    assert "placeholder" in c.notes
+    # Sized for the mini benchmark: whole eval chunks (eval_batch_size // 8 windows) per split.
+    chunk = c.eval_batch_size // 8
+    assert c.num_eval_train_examples == chunk and c.num_validation_examples == 2 * chunk
+    assert c.num_validation_examples < LM_BIBLE_VALIDATION_WINDOWS
+    # The budget leaves an eval period <= 5% of it (rule of the mini benchmark, TARGETS.md).
+    assert c.eval_period_time_sec <= 0.05 * c.max_allowed_runtime_sec
 
 
 def test_fixture_is_the_real_layout(fixture_root):
@@ -79,6 +84,22 @@ def test_windows_are_the_chapter_stream_cut_whole(tmp_path):
     assert evals[0]["weights"].shape == (3, 16) and evals[1]["weights"].sum() == 16
 
 
+def test_validation_reads_an_even_spread_of_the_split():
+    """A config evaluating fewer windows than the split holds reads them spread over it (every
+    held-out book), in order; the whole split when the sizes match (finewebedu)."""
+    np.testing.assert_array_equal(common.spread_rows(158, 32)[:4], [0, 4, 9, 14])
+    spread = common.spread_rows(158, 32)
+    assert len(set(spread)) == 32 and spread[-1] >= 158 - 158 // 32 - 1
+    assert np.all(np.diff(spread) > 0)
+    np.testing.assert_array_equal(common.spread_rows(10, 10), np.arange(10))
+    np.testing.assert_array_equal(common.spread_rows(5, 8), np.arange(5))
+    windows = np.arange(20 * 5, dtype=np.uint16).reshape(20, 5)
+    (batch,) = common.eval_batches(windows, 4, 4, spread=True)
+    np.testing.assert_array_equal(batch["inputs"][:, 0], windows[[0, 5, 10, 15], 0])
+    (batch,) = common.eval_batches(windows, 4, 4)
+    np.testing.assert_array_equal(batch["inputs"][:, 0], windows[:4, 0])
+
+
 def test_prepare_is_idempotent_and_redoes_other_options(tmp_path):
     train, val = testing.bible_like_chapters(8, seed=0), testing.bible_like_chapters(2, seed=1)
     dest = bible.write_dataset(tmp_path, train, val, window=33, hard_vocab_limit=False)
@@ -98,12 +119,13 @@ def test_prepare_is_idempotent_and_redoes_other_options(tmp_path):
 
 def test_check_data_names_sizes_windows_and_vocabulary(fixture_root, tmp_path):
     jax_workload = registry.workload_class("lm_bible", "jax")
-    with pytest.raises(
-        DatasetError, match=r"validation.bin: \d+ windows, but lm_bible expects 158"
-    ):
+    with pytest.raises(DatasetError, match=r"validation.bin: \d+ windows, but lm_bible expects 32"):
         jax_workload(config=LM_BIBLE).check_data(str(fixture_root))
     sized = registry.get_config("lm_bible", data_dir=fixture_root)
     jax_workload(config=sized).check_data(str(fixture_root))  # fits
+    # Evaluating fewer windows than the split holds is allowed (a spread of them is read).
+    fewer = sized.variant("lm_bible", num_validation_examples=sized.num_validation_examples - 3)
+    jax_workload(config=fewer).check_data(str(fixture_root))
     longer = sized.variant("lm_bible", model={**sized.model, "seq_len": 256})
     with pytest.raises(DatasetError, match=r"windows of 129 tokens.*reads 256"):
         jax_workload(config=longer).check_data(str(fixture_root))
@@ -126,7 +148,7 @@ def test_real_prepare_gives_the_registered_sizes(tmp_path):
     assert meta["vocab_size"] == 2048 and meta["window"] == 129
     assert meta["splits"] == {
         "train": LM_BIBLE.num_train_examples,
-        "validation": LM_BIBLE.num_validation_examples,
+        "validation": LM_BIBLE_VALIDATION_WINDOWS,
     }
     assert set(meta["sources"]["validation_books"]) == set(bible.VALIDATION_BOOKS)
     assert not set(meta["sources"]["train_books"]) & set(bible.VALIDATION_BOOKS)
