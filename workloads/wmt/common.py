@@ -23,6 +23,12 @@ upstream draws them from its shuffled train stream, a fresh draw per pass). Ever
   detokenised with the SentencePiece model the dataset recorded, and corpus BLEU is upstream's
   (`workloads.wmt.metrics`).
 
+A variant's ``config.model`` may change the translation: ``max_decode_len`` (a shorter buffer),
+``beam_size`` (1: greedy) or ``eval_bleu`` False (no translation and no ``bleu``: for a variant
+whose budget is too short for BLEU to leave zero, where decoding would dominate every eval).
+With ``eval_prefix`` True, validation and test are the first ``num_validation_examples`` /
+``num_test_examples`` pairs of the prepared splits (a cheaper eval), not all of them.
+
 All three are sums of per-example statistics (summed loss, hits and tokens; BLEU's n-gram match
 and total counts and lengths) added exactly over the split, and the fixed device chunks of
 `algoperf.workload_base` give every example the same computation whatever the eval batch size,
@@ -152,17 +158,31 @@ class WmtData:
     config: WorkloadConfig
     loss_fn: Any
     model_fn: Any
-    eval_accumulation = metrics.ACCUMULATION
 
-    # Upstream's decoding settings. `max_decode_len` is the model option of that name, else 256
-    # capped at the model's ``max_len`` (a property, so tests on tiny fixtures can patch it).
-    beam_size: int = BEAM_SIZE
+    @property
+    def eval_bleu(self) -> bool:
+        """Whether evals translate and report BLEU: the ``eval_bleu`` model option, else True."""
+        return bool(self.config.model.get("eval_bleu", True))
+
+    @property
+    def eval_accumulation(self) -> metrics.Accumulation:  # type: ignore[override]
+        """Loss, accuracy and (unless the variant turns it off) BLEU statistics."""
+        return metrics.ACCUMULATION if self.eval_bleu else metrics.ACCUMULATION_WITHOUT_BLEU
+
+    # Upstream's decoding settings unless the variant's ``config.model`` says otherwise:
+    # `max_decode_len` is the option of that name, else 256 capped at the model's ``max_len``;
+    # `beam_size` the option of that name, else 4 (properties, so tests can patch them).
     decode_alpha: float = LENGTH_PENALTY_ALPHA
 
     @property
     def max_decode_len(self) -> int:
         """Length of the decoding buffers (at most ``max_decode_len - 1`` generated ids)."""
         return decode_length(self.config.model)
+
+    @property
+    def beam_size(self) -> int:
+        """Beams of the eval's translation (1: greedy)."""
+        return decode_beam_size(self.config.model)
 
     # What the split being evaluated decodes with (set for the duration of
     # `_eval_model_on_split`, read by `_host_eval_values`).
@@ -212,10 +232,12 @@ class WmtData:
                 f"{self.config.name} model has positions for {model_len}; prepare the dataset "
                 f"again with `algoperf datasets prepare {dataset}`"
             )
+        # A variant with ``eval_prefix`` evaluates the first examples of each held-out split.
+        prefix = bool(self.config.model.get("eval_prefix", False))
         for split in ("validation", "test"):
             expected = self._split_size(split)
             held = len(data.load_split(data_dir, split, dataset)["inputs"])
-            if held != expected:
+            if held < expected if prefix else held != expected:
                 raise DatasetError(
                     f"{dest / f'{split}_inputs.npy'}: {held} examples, but {self.config.name} "
                     f"expects {expected}; prepare the dataset again (or use a fixture with "
@@ -277,8 +299,9 @@ class WmtData:
         data_dir: str,
         global_step: int = 0,
     ) -> dict[str, float]:
-        self._decode_params = params
-        self._detokenizer = self._load_detokenizer(data_dir)
+        if self.eval_bleu:  # else no translation: the generic loss and accuracy eval
+            self._decode_params = params
+            self._detokenizer = self._load_detokenizer(data_dir)
         try:
             return super()._eval_model_on_split(  # type: ignore[misc]
                 split,
@@ -297,6 +320,8 @@ class WmtData:
         self, outputs: dict[str, np.ndarray], chunk: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Translate the chunk's real examples and count BLEU statistics (padding rows: 0)."""
+        if not self.eval_bleu:
+            return outputs
         stats = np.zeros((len(chunk["inputs"]), metrics.STATS_LEN), np.int64)
         if self._decode_params is None:  # a caller outside the split eval: no BLEU
             return {**outputs, metrics.BLEU_STATS_KEY: stats}
@@ -315,6 +340,14 @@ def decode_length(model: Mapping[str, Any]) -> int:
     256 capped at ``max_len`` (decoding cannot run past the position table)."""
     max_len = int(model.get("max_len", data.MAX_LENGTH))
     return int(model.get("max_decode_len", min(MAX_DECODE_LEN, max_len)))
+
+
+def decode_beam_size(model: Mapping[str, Any]) -> int:
+    """A ``config.model``'s translation beam: its ``beam_size`` option, else upstream's 4."""
+    beam = int(model.get("beam_size", BEAM_SIZE))
+    if beam < 1:
+        raise ValueError(f"workloads/wmt/spec.py: beam_size {beam} must be at least 1 (1: greedy)")
+    return beam
 
 
 def _in_vocab(ids: np.ndarray, tokenizer: Any) -> np.ndarray:

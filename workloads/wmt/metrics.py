@@ -121,3 +121,7 @@ def _finalize(v: metrics.SplitValues) -> dict[str, float]:
 ACCUMULATION = metrics.Accumulation(
     sums=("loss_sum", "correct_sum", "num_tokens", BLEU_STATS_KEY), finalize=_finalize
 )
+# A variant that does not translate (``eval_bleu`` False): loss and accuracy only.
+ACCUMULATION_WITHOUT_BLEU = metrics.Accumulation(
+    sums=("loss_sum", "correct_sum", "num_tokens"), finalize=_finalize
+)

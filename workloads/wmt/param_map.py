@@ -41,9 +41,9 @@ from algoperf.parity import (
 
 ACTIVATIONS = ("relu", "tanh")
 _SIZES = ("vocab_size", "emb_dim", "num_heads", "num_layers", "mlp_dim", "max_len")
-# ``max_decode_len`` is read by the eval's beam search (`workloads.wmt.common.decode_length`),
-# not by the layout.
-_ALLOWED = {*_SIZES, "pre_ln", "attention_temp", "activation", "glu", "max_decode_len"}
+# Eval options, read by `workloads.wmt.common` (translation, held-out prefixes), not the layout.
+_EVAL_OPTIONS = {"max_decode_len", "beam_size", "eval_bleu", "eval_prefix"}
+_ALLOWED = {*_SIZES, "pre_ln", "attention_temp", "activation", "glu", *_EVAL_OPTIONS}
 _SPEC = "workloads/wmt/spec.py"
 
 

@@ -89,8 +89,10 @@ def test_wmt_bible_prepare_on_the_whole_bible(tmp_path):
     assert "fixture" not in config.notes
     assert meta["max_length"] == 128 and meta["vocab_size"] == bible.BIBLE_VOCAB
     assert meta["splits"]["train"] == config.num_train_examples
-    assert meta["splits"]["validation"] == config.num_validation_examples
-    assert meta["splits"]["test"] == config.num_test_examples
+    # The registered eval takes the first pairs of each held-out book (``eval_prefix``).
+    assert (meta["splits"]["validation"], meta["splits"]["test"]) == (85, 47)
+    assert config.model["eval_prefix"]
+    assert config.num_validation_examples <= 85 and config.num_test_examples <= 47
     assert meta["splits"]["train_pairs"] > 30_000
     source = dest / "source"
     train = {t for _, t in data.read_pair(*data.train_files(source)[0])}

@@ -251,7 +251,9 @@ def test_jax_and_pytorch_evaluate_alike_on_identical_weights(root):
         jax.tree.map(jnp.asarray, param_map.pytorch_to_jax_params(state, jax_workload.config.model))
     )
     for beam in (1, 4):
-        pt_workload.beam_size = jax_workload.beam_size = beam
+        for w in (pt_workload, jax_workload):
+            w.config = w.config.variant(w.config.name, model={"beam_size": beam})
+        assert pt_workload.beam_size == jax_workload.beam_size == beam
         pt = pt_workload._eval_model_on_split("validation", 12, 12, model, None, None, str(root))
         jx = jax_workload._eval_model_on_split("validation", 12, 12, params, None, None, str(root))
         assert jx["loss"] == pytest.approx(pt["loss"], rel=1e-5)
@@ -269,3 +271,46 @@ def test_decoding_length_is_upstreams_unless_the_model_is_shorter():
     bible = registry.get_config("wmt_bible").model
     assert common.decode_length(bible) == 96
     assert transformer_layout(bible).max_len == 128
+
+
+def test_beam_size_is_upstreams_unless_the_variant_sets_one(root):
+    """Beam 4 for every full-size wmt variant; wmt_bible's option says greedy; 0 is refused."""
+    for name in ("wmt", "wmt_post_ln", "wmt_attention_temp", "wmt_glu_tanh"):
+        assert common.decode_beam_size(registry.get_config(name).model) == common.BEAM_SIZE == 4
+        assert registry.get_config(name).model.get("eval_bleu", True)
+    assert common.decode_beam_size(registry.get_config("wmt_bible").model) == 1
+    assert _workload("pytorch", root).beam_size == 4
+    assert _workload("pytorch", root, beam_size=1).beam_size == 1
+    with pytest.raises(ValueError, match=r"spec.py: beam_size 0 must be at least 1"):
+        _ = _workload("pytorch", root, beam_size=0).beam_size
+
+
+def test_eval_without_bleu_reports_the_same_loss_and_accuracy_and_never_translates(root):
+    """``eval_bleu`` False: the same loss and accuracy as with BLEU, no ``bleu`` key, and the
+    translator is never called (the eval's cost is one forward pass per chunk)."""
+    with_bleu, params, state = _torch_model(root, seed=4)
+    without = _workload("pytorch", root, eval_bleu=False)
+
+    def refuse(*_args):
+        raise AssertionError("translated although eval_bleu is False")
+
+    without._translate = refuse
+    full = with_bleu._eval_model_on_split("test", 12, 7, params, state, None, str(root))
+    cut = without._eval_model_on_split("test", 12, 7, params, state, None, str(root))
+    assert set(cut) == {"loss", "accuracy"}
+    assert cut["loss"] == full["loss"] and cut["accuracy"] == full["accuracy"]
+
+
+def test_eval_prefix_evaluates_the_first_held_out_pairs(root):
+    """With ``eval_prefix`` the data check accepts held-out splits longer than the config's
+    sizes and the eval counts only those; without it the sizes must match."""
+    prefix = _workload("pytorch", root, eval_prefix=True)
+    prefix.config = prefix.config.variant("wmt", num_validation_examples=5, num_test_examples=4)
+    prefix.check_data(str(root))
+    exact = _workload("pytorch", root)
+    exact.config = prefix.config.variant("wmt", model={"eval_prefix": False})
+    with pytest.raises(DatasetError, match=r"validation_inputs.npy: 12 examples.*expects 5"):
+        exact.check_data(str(root))
+    params, state = prefix.init_model_fn(np.array([5, 0], np.uint32))
+    result = prefix.eval_model(8, params, state, None, str(root), None, 0)
+    assert (result["validation/num_examples"], result["test/num_examples"]) == (5, 4)
