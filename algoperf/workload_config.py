@@ -80,7 +80,7 @@ class WorkloadConfig:
     test_target_value: float
     loss_type: LossType
     max_allowed_runtime_sec: int
-    eval_period_time_sec: int
+    eval_period_time_sec: float
     step_hint: int
     num_train_examples: int
     num_eval_train_examples: int
