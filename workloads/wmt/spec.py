@@ -51,10 +51,12 @@ WMT_BIBLE = WMT.variant(
     "wmt_bible",
     dataset="wmt_bible",
     target_metric_name="loss",
-    validation_target_value=0.0,
-    test_target_value=0.0,
-    max_allowed_runtime_sec=30,
-    eval_period_time_sec=1.5,
+    # Median best validation loss of 5 re-runs (6.044023) and the worst test loss among those
+    # reaching it (6.024862), rounded up in the 5th decimal so that the strict `<` counts them.
+    validation_target_value=6.04403,
+    test_target_value=6.02487,
+    max_allowed_runtime_sec=43,
+    eval_period_time_sec=2,
     step_hint=70,
     num_train_examples=12_123,  # packed rows of 128 tokens (30,937 verse pairs)
     num_eval_train_examples=16,
@@ -82,7 +84,7 @@ WMT_BIBLE = WMT.variant(
     version=2,
     notes="AlgoPerf-mini translation: a 297k-parameter Transformer on verse-aligned "
     "Spanish->English Bibles; target: validation cross-entropy (no BLEU: it stays at zero in "
-    "a budget of seconds); targets PENDING (0.0: never reached) until the protocol run ends",
+    "a budget of seconds); targets set by the protocol (workloads/wmt/TARGETS.md)",
 )
 
 VARIANTS = {
