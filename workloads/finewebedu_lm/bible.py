@@ -172,7 +172,7 @@ def prepare(
     if _ready(dest, window, vocab_size):
         return dest
     library = Path(sword_dir) if sword_dir is not None else None
-    _say(progress, f"{DATASET}: reading {sword.ENGLISH} (about a minute)")
+    _say(progress, f"{DATASET}: reading {sword.ENGLISH}")
     books = bible_chapters(library=library)
     missing = sorted(set(VALIDATION_BOOKS) - set(books))
     if missing:

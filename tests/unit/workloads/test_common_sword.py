@@ -62,3 +62,23 @@ def test_unknown_book_is_an_error():
 def test_chapters_join_verses():
     first = next(sword.chapters(sword.ENGLISH, ["Jude"]))
     assert first.startswith("Jude, a servant of Jesus Christ") and first.count(". ") > 10
+
+
+@REAL
+def test_block_cache_reads_the_same_text_with_one_inflate_per_block(monkeypatch):
+    """Verses read through the per-block cache equal pysword's own per-verse reads."""
+    books = ["Ruth", "Jonah"]
+    cached = sword.verses(sword.ENGLISH, books)
+    calls = []
+    real = sword._bible
+
+    def counting(module, library):
+        bible = real(module, library)
+        inflate = bible._decompressed_text.__wrapped__
+        bible._decompressed_text = lambda *a: calls.append(a) or inflate(*a)
+        return bible
+
+    monkeypatch.setattr(sword, "_bible", counting)
+    uncached = sword.verses(sword.ENGLISH, books)
+    assert cached == uncached and len(cached) > 100
+    assert len(calls) == len(uncached)  # pysword alone inflates a block for every verse
