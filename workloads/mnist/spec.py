@@ -38,17 +38,17 @@ MNIST = WorkloadConfig(
     dev_only=True,
 )
 
-# Targets set as upstream sets them (see TARGETS.md and targets_fashion_mnist.json): the NAdamW
-# baseline tuned with 16 Halton trials, its best point re-run 10 times; validation target = median
-# of the re-runs' best validation accuracies, test target = worst test accuracy among the re-runs
-# that reached it. Step hint = upstream's MNIST one (the target-setting runs' 7,813 steps); budget
-# = 4/3 of a one-thread CPU re-run of the best point in PyTorch (11.6 s, the slower framework;
-# JAX 8.1 s), rounded up, and eval period <= 5 % of it: the mini rules, not upstream's MNIST 60 s.
+# Targets set by the mini protocol (TARGETS.md, targets_fashion_mnist.json): the NAdamW baseline
+# in PyTorch on one CPU thread, 16 Halton trials of 7,813 steps (step hint = upstream's MNIST
+# one), the best point re-run 5 times; validation target = median of the re-runs' best
+# validation accuracies, test target = worst test accuracy among the re-runs that reached it.
+# Budget = 4/3 of a one-thread CPU re-run in PyTorch (11.6 s, the slower framework; JAX 8.1 s),
+# rounded up, and eval period <= 5 % of it: the mini rules, not upstream's MNIST 60 s.
 FASHION_MNIST = MNIST.variant(
     "fashion_mnist",
     dataset="fashion_mnist",
-    validation_target_value=0.87595,
-    test_target_value=0.8662,
+    validation_target_value=0.8781,
+    test_target_value=0.8644,
     # Upstream's MNIST pipeline normalises raw 0-255 pixels with constants meant for [0, 1]
     # pixels (kept for `mnist`, which must stay upstream's). Fashion-MNIST uses the training-set
     # mean and standard deviation in pixel units, i.e. the usual (x/255 - 0.2860) / 0.3530.
@@ -56,7 +56,7 @@ FASHION_MNIST = MNIST.variant(
     train_stddev=90.02118235130526,
     max_allowed_runtime_sec=16,
     eval_period_time_sec=0.8,
-    version=2,
+    version=3,
     notes="MNIST MLP on Fashion-MNIST; targets, budget and eval period set on a 2-core CPU",
 )
 
