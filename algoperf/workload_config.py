@@ -45,6 +45,11 @@ class WorkloadConfig:
             scoring set differs from its runner (finewebedu_lm: 22.2995 vs 22.432); None: the same.
         loss_type: the `LossType` of ``loss_fn``.
         max_allowed_runtime_sec: external-tuning budget in seconds (self-tuning multiplies it).
+        framework_budgets_sec: the mini budget rule applied to one framework alone (4/3 of that
+            framework's one-thread target-setting runtime); `max_allowed_runtime_sec` is the
+            largest of them. Only `make demo` reads it (`budget_for`), to stop runs of a
+            framework that needs far less than the slower one; scoring and the runner keep
+            `max_allowed_runtime_sec`.
         eval_period_time_sec: minimum seconds of wall time between untimed evals.
         step_hint: approximate steps the baseline takes in the budget.
         num_train_examples / num_eval_train_examples / num_validation_examples /
@@ -103,6 +108,9 @@ class WorkloadConfig:
     torch_compile_loss: bool = False
     target_inclusive: bool = False
     scoring_validation_target_value: float | None = None
+    framework_budgets_sec: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
     environment: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType(dict(UPSTREAM_ENVIRONMENT))
     )
@@ -111,6 +119,9 @@ class WorkloadConfig:
         # Freeze mappings so that a config can be shared and hashed safely.
         object.__setattr__(self, "model", MappingProxyType(dict(self.model)))
         object.__setattr__(self, "environment", MappingProxyType(dict(self.environment)))
+        object.__setattr__(
+            self, "framework_budgets_sec", MappingProxyType(dict(self.framework_budgets_sec))
+        )
         object.__setattr__(
             self,
             "eval_batch_size_overrides",
@@ -128,6 +139,10 @@ class WorkloadConfig:
     @property
     def is_variant(self) -> bool:
         return self.name != self.base_name
+
+    def budget_for(self, framework: str) -> float:
+        """The budget the mini rule gives `framework` alone (`max_allowed_runtime_sec` if unset)."""
+        return self.framework_budgets_sec.get(framework, self.max_allowed_runtime_sec)
 
     def eval_batch_size_for(self, framework: str) -> int:
         """The global eval batch size for one framework."""

@@ -96,6 +96,8 @@ class Plan:
     executor: str
     local: LocalOptions
     slurm: SlurmOptions
+    # Extra `algoperf run` flags for one workload's jobs, after `run_flags` (e.g. a budget).
+    workload_run_flags: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def sweep_dir(self) -> Path:
@@ -143,6 +145,7 @@ _TOP_KEYS = {
     "seed",
     "save_checkpoints",
     "run_flags",
+    "workload_run_flags",
     "executor",
     "local",
     "slurm",
@@ -279,10 +282,19 @@ def load_plan(path: str | Path) -> Plan:
         seed=_typed(path, data, "seed", int, 0),
         save_checkpoints=_typed(path, data, "save_checkpoints", bool, True),
         run_flags=_strings(path, data, "run_flags", []),
+        workload_run_flags=_workload_flags(path, data),
         executor=kind,
         local=_options(path, LocalOptions, data.get("local"), "local"),
         slurm=_options(path, SlurmOptions, data.get("slurm"), "slurm"),
     )
+
+
+def _workload_flags(path: Path, data: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``[workload_run_flags]``: workload name -> a list of extra flags for its jobs."""
+    table = data.get("workload_run_flags", {})
+    if not isinstance(table, dict):
+        raise _fail(path, "[workload_run_flags] must be a table of workload = [flags]")
+    return {str(w): _strings(path, table, w) for w in table}
 
 
 def derive_seed(base: int, *parts: object) -> int:
@@ -341,7 +353,11 @@ def _study_jobs(
             job_id = f"{sub.name}/study_{study}/{workload}_{framework}"
             seed = derive_seed(plan.seed, sub.name, workload, study)
             argv = [*base_argv]
-        argv += [f"--rng_seed={seed}", *plan.run_flags]
+        argv += [
+            f"--rng_seed={seed}",
+            *plan.run_flags,
+            *plan.workload_run_flags.get(workload, ()),
+        ]
         jobs.append(
             Job(
                 job_id=job_id,

@@ -3,7 +3,9 @@ the profile separates the baselines) and the JAX-vs-PyTorch comparison of `make 
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +48,8 @@ def test_demo_plan_runs_three_baselines_one_study_of_two_trials(tmp_path):
         assert job.trials == (1, 2) and job.framework == "jax" and job.study == 0
         argv = " ".join(job.run_argv)
         assert f"baselines/{job.submission}/jax/submission.py" in argv
-        assert f"baselines/{job.submission}/tuning_search_space.json" in argv
+        space = demo.SEARCH_SPACES.get(job.submission, "tuning_search_space.json")
+        assert f"baselines/{job.submission}/{space}" in argv
         assert "--num_tuning_trials=2" in argv and "--max_runtime_sec" not in argv
         assert job.workload_dir == tmp_path / "logs" / job.submission / "study_0" / (
             f"{job.workload}_jax"
@@ -123,3 +126,47 @@ def test_print_datasets_and_unknown_workloads(capsys):
     assert names == list(dict.fromkeys(registry.get_config(w).dataset for w in MINI_WORKLOADS))
     assert demo.main(["--workloads", "mnist1d,nope", "--print_datasets"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_nadamw_demo_points_are_the_points_that_set_the_mini_targets():
+    """NAdamW's demo list holds exactly the best points of the mini target-setting records."""
+    repo = Path(demo.__file__).resolve().parents[1]
+    listed = json.loads((repo / "submissions/baselines/nadamw/mini_search_space.json").read_text())
+    records = [
+        "workloads/mnist/targets_fashion_mnist.json",
+        "workloads/mnist/targets_mnist1d.json",
+        "workloads/ogbg/targets_ogbg_solubility.json",
+        "workloads/wmt/targets_wmt_bible.json",
+        "workloads/finewebedu_lm/targets_lm_bible.json",
+    ]
+    best = [json.loads((repo / r).read_text())["best_hparams"] for r in records]
+    assert all(p in listed for p in best) and all(p in best for p in listed)
+    assert len(listed) == 2
+
+
+def test_demo_budgets_are_the_frameworks_own_and_reach_the_runs_and_the_scoring(tmp_path):
+    flags = demo.demo_run_flags(MINI_WORKLOADS, "pytorch")
+    assert flags["wmt_bible"] == ["--max_runtime_sec=11"]  # JAX's compile sets the mini 43 s
+    assert "fashion_mnist" not in flags  # PyTorch is its slower framework: the mini budget
+    path = _write_plan(
+        tmp_path,
+        name="demo",
+        frameworks=["pytorch"],
+        num_studies=1,
+        num_trials=2,
+        seed=7,
+        workload_run_flags=flags,
+    )
+    for job in plan_lib.expand(plan_lib.load_plan(path)):
+        argv = " ".join(job.run_argv)
+        assert ("--max_runtime_sec" in argv) == (job.workload in flags)
+        if job.submission == "nadamw":
+            assert "nadamw/mini_search_space.json" in argv
+    targets = json.loads(
+        demo.demo_targets(MINI_WORKLOADS, "pytorch", tmp_path / "t.json").read_text()
+    )
+    assert targets["benchmark_version"] == "mini"
+    for w in MINI_WORKLOADS:
+        assert targets["workloads"][w]["max_allowed_runtime_sec"] == demo.demo_budget(w, "pytorch")
+    lines = demo.budget_lines(MINI_WORKLOADS, "pytorch")
+    assert "budget 11s (mini budget 43s" in next(x for x in lines if x.split()[0] == "wmt_bible")

@@ -106,3 +106,18 @@ def test_the_eval_asks_the_frameworks_eval_train_size(framework, expected):
         "validation": 83_274_637,
         "test": 95_000_000,
     }
+
+
+def test_per_framework_budgets_never_exceed_the_workload_budget():
+    """The mini rule: the budget is the slower framework's; each framework's own is at most it."""
+    from algoperf import registry
+
+    with_budgets = {n: c for n, c in registry.all_configs().items() if c.framework_budgets_sec}
+    assert {"fashion_mnist", "mnist1d", "ogbg_solubility", "wmt_bible", "lm_bible"} <= set(
+        with_budgets
+    )
+    for name, c in with_budgets.items():
+        assert set(c.framework_budgets_sec) == {"jax", "pytorch"}, name
+        assert max(c.framework_budgets_sec.values()) == c.max_allowed_runtime_sec, name
+        assert c.budget_for("pytorch") == c.framework_budgets_sec["pytorch"]
+    assert registry.get_config("mnist").budget_for("jax") == 60
