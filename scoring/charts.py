@@ -293,6 +293,17 @@ def _text_width(text: str, size: float = _FONT) -> float:
     return 0.56 * size * len(text)
 
 
+def tick_decimals(step: float) -> int:
+    """The fewest decimals that write multiples of `step` exactly (2.5 -> 1, 0.025 -> 3, 50 -> 0)."""
+    if not (math.isfinite(step) and step > 0):
+        return 0
+    for decimals in range(16):
+        scaled = step * 10**decimals
+        if abs(scaled - round(scaled)) <= 1e-6 * scaled:
+            return decimals
+    return 16
+
+
 def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
     """Round tick values (1, 2, 2.5, 5 x 10^k steps) covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
@@ -300,21 +311,26 @@ def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
     raw = (hi - lo) / max(target, 1)
     mag = 10.0 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    decimals = tick_decimals(step)
     first = math.ceil(lo / step - 1e-9)
     ticks = []
     k = first
     while k * step <= hi + 1e-9 * step:
-        ticks.append(round(k * step, 12))
+        ticks.append(round(k * step, decimals) + 0.0)  # + 0.0: no -0.0
         k += 1
     return ticks
 
 
 def _fmt_tick(v: float, ticks: Sequence[float]) -> str:
+    """`v` with as many decimals as the tick step needs, whatever its size (2.5 -> "7.5")."""
     step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else abs(v) or 1.0
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    if step < 1 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-6:
-        decimals += 1  # 0.25 steps
+    decimals = tick_decimals(_round_sig(step))
     return f"{v:,.{decimals}f}"
+
+
+def _round_sig(x: float, digits: int = 9) -> float:
+    """`x` to `digits` significant digits (a difference of ticks carries float noise)."""
+    return float(f"{x:.{digits - 1}e}")
 
 
 def _esc(text: str) -> str:

@@ -14,6 +14,7 @@ from scoring.api import score_logs
 from scoring.charts import (
     BarChart,
     LineChart,
+    _fmt_tick,
     chart_specs,
     nice_ticks,
     render_svg,
@@ -54,6 +55,32 @@ def test_nice_ticks_are_round_and_cover_the_range():
         mantissa = steps[0] / 10 ** np.floor(np.log10(steps[0]))
         assert any(np.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
         assert ticks[0] - steps[0] < lo  # nothing round left out below
+
+
+def test_tick_labels_read_back_as_their_values():
+    """Every label parses to its tick, with the fewest decimals that do (2.5 steps: 7.5, not 8)."""
+    rng = np.random.default_rng(0)
+    ranges = [(0, 12.6), (0, 25), (0, 0.06), (-7.3, -2.1), (0, 37_000), (3.3, 3.31), (0, 2.5e6)]
+    for _ in range(400):
+        width = float(10 ** rng.uniform(-6, 7))
+        ranges.append(
+            (lo := float(rng.uniform(-1, 1) * width * 10 ** rng.uniform(0, 3)), lo + width)
+        )
+    steps_seen = set()
+    for lo, hi in ranges:
+        ticks = nice_ticks(lo, hi)
+        if len(ticks) < 2:
+            continue
+        labels = [_fmt_tick(v, ticks) for v in ticks]
+        step = ticks[1] - ticks[0]
+        steps_seen.add(round(step / 10 ** np.floor(np.log10(step * (1 + 1e-6))), 3))
+        values = [float(label.replace(",", "")) for label in labels]
+        np.testing.assert_allclose(values, ticks, rtol=0, atol=step * 1e-6, err_msg=str(labels))
+        assert len(set(labels)) == len(labels), labels
+        decimals = len(labels[0].partition(".")[2])
+        if decimals:  # one decimal fewer would lose a digit of some label
+            assert any(not label.endswith("0") for label in labels), labels
+    assert steps_seen == {1.0, 2.0, 2.5, 5.0}
 
 
 def test_specs_carry_the_result(make_logs):
