@@ -316,11 +316,18 @@ def test_meta_data_has_upstreams_keys_gpu_keys_only_with_gpus(monkeypatch):
     assert ours_rest == published_rest
 
 
-def test_score_notes_name_non_upstream_settings(tmp_path, capsys):
-    for k, sync in enumerate(("every_step", "eval_points", "eval_points")):
-        tdir = tmp_path / "sub" / "study_0" / "mnist_pytorch" / f"trial_{k + 1}"
+def _write_records(root, framework, records):
+    for k, record in enumerate(records):
+        tdir = root / "sub" / "study_0" / f"mnist_{framework}" / f"trial_{k + 1}"
         tdir.mkdir(parents=True)
-        logs.write_json_atomic(tdir / logs.RUN_RECORD_JSON, {"timing_sync": sync})
+        logs.write_json_atomic(tdir / logs.RUN_RECORD_JSON, record)
+
+
+def test_score_notes_name_non_upstream_settings(tmp_path, capsys):
+    # Records without a framework field: the `<workload>_<framework>` directory names it.
+    _write_records(
+        tmp_path, "pytorch", [{"timing_sync": s} for s in ("every_step",) + 2 * ("eval_points",)]
+    )
     notes = logs.run_setting_notes(tmp_path)
     assert len(notes) == 1 and notes[0].startswith(
         "2 of 3 trials ran with --timing_sync=eval_points"
@@ -328,3 +335,25 @@ def test_score_notes_name_non_upstream_settings(tmp_path, capsys):
     logs.report_run_settings(["--submission_directory", str(tmp_path)])
     assert "note: 2 of 3 trials" in capsys.readouterr().err
     assert logs.run_setting_notes(tmp_path / "sub" / "study_0" / "mnist_pytorch" / "trial_1") == []
+
+
+def test_score_notes_eval_point_sync_only_for_pytorch(tmp_path):
+    """JAX's eval-point synchronisation is its default and comparable: no note for JAX runs."""
+    jax_default = {"framework": "jax", "timing_sync": "eval_points", "stop_on_divergence": False}
+    # The second has no framework field (its directory, mnist_jax, names it).
+    _write_records(tmp_path / "jax", "jax", [jax_default, {"timing_sync": "eval_points"}])
+    assert logs.run_setting_notes(tmp_path / "jax") == []
+    torch_opt_in = {"framework": "pytorch", "timing_sync": "eval_points"}
+    _write_records(tmp_path / "both", "jax", [jax_default])
+    _write_records(tmp_path / "both", "pytorch", [torch_opt_in, {"framework": "pytorch"}])
+    notes = logs.run_setting_notes(tmp_path / "both")
+    assert notes == [
+        "1 of 3 trials ran with --timing_sync=eval_points (PyTorch steps overlap): not comparable "
+        "with upstream-measured scores (run_record.json)"
+    ]
+    # Settings that differ in either framework are still named for JAX runs.
+    _write_records(tmp_path / "stops", "jax", [{**jax_default, "stop_on_divergence": True}])
+    assert logs.run_setting_notes(tmp_path / "stops") == [
+        "1 of 1 trials ran with --stop_on_divergence: not comparable with upstream-measured "
+        "scores (run_record.json)"
+    ]
