@@ -821,6 +821,14 @@ def _failed(
     )
 
 
+def scoring_target(workload: Any) -> float:
+    """The validation target the scorer compares with: the scoring targets file's value where
+    it differs from the runner's stopping target (``scoring_validation_target_value``, e.g.
+    finewebedu_lm's 22.2995 against 22.432), else the workload's."""
+    scoring = getattr(workload.config, "scoring_validation_target_value", None)
+    return workload.validation_target_value if scoring is None else float(scoring)
+
+
 def scoring_hits(value: float, target: float, maximize: bool) -> bool:
     """Whether `value` meets `target` as the scorer decides it (non-strict; NaN never)."""
     from scoring.time_to_target import hits
@@ -838,10 +846,9 @@ def _summarize(
 ) -> TrialSummary:
     time_to_target = None
     key = f"validation/{workload.target_metric_name}"
+    target = scoring_target(workload)
     for _, row in result.eval_results:
-        if key in row and scoring_hits(
-            row[key], workload.validation_target_value, workload.config.maximize
-        ):
+        if key in row and scoring_hits(row[key], target, workload.config.maximize):
             time_to_target = row["score"]
             break
     state = result.train_state

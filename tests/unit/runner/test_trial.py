@@ -250,3 +250,28 @@ def test_time_to_target_uses_the_scorers_comparison():
     summary = trial._summarize(0, Path("t"), result, workload, "finished", 0)
     assert summary.time_to_target == 2.0
     assert not trial.scoring_hits(math.nan, target, True)
+
+
+def test_time_to_target_uses_the_scoring_target_where_it_differs():
+    """finewebedu_lm: the runner stops at ppl <= 22.432, the scorer's target is 22.2995."""
+    config = registry.get_config("finewebedu_lm")
+    assert (config.validation_target_value, config.scoring_validation_target_value) == (
+        22.432,
+        22.2995,
+    )
+    workload = types.SimpleNamespace(
+        target_metric_name="ppl", validation_target_value=22.432, config=config
+    )
+    rows = [
+        (1, {"validation/ppl": 22.432, "score": 1.0}),  # the runner's target, not the scorer's
+        (2, {"validation/ppl": 22.3, "score": 2.0}),
+        (3, {"validation/ppl": 22.2995, "score": 3.0}),  # the scorer's (inclusive)
+    ]
+    result = loop.LoopResult(4.0, 3, rows, loop.TrainState(), "targets_reached", 4.0)
+    assert trial.scoring_target(workload) == 22.2995
+    assert trial._summarize(0, Path("t"), result, workload, "finished", 0).time_to_target == 3.0
+    # A variant without a scoring target of its own falls back to the workload's target.
+    bible = registry.get_config("lm_bible")
+    assert bible.scoring_validation_target_value is None
+    other = types.SimpleNamespace(validation_target_value=5.0, config=bible)
+    assert trial.scoring_target(other) == 5.0
