@@ -25,8 +25,14 @@ import tempfile
 from pathlib import Path
 
 CANDIDATES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+# Where Debian's packages put them, for a PATH without /usr/bin (e.g. a trimmed CI environment).
+DEBIAN_PATHS = (
+    "/usr/bin/chromium-headless-shell",
+    "/usr/lib/chromium/chromium-headless-shell",
+    "/usr/bin/chromium",
+)
 
-_CHECK = """
+_CHECK = r"""
 <script>
 (function () {
   var doc = document.documentElement, out = {
@@ -47,7 +53,25 @@ _CHECK = """
                      text_outside: outside});
   });
   document.querySelectorAll('div.table').forEach(function (d) {
-    out.tables.push({box: d.clientWidth, content: d.scrollWidth});
+    // A header word (text between spaces and <wbr> breaks) on two lines was broken inside it.
+    var broken = [];
+    d.querySelectorAll('thead th').forEach(function (th) {
+      var walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT), node;
+      while ((node = walker.nextNode())) {
+        var re = /\S+/g, m;
+        while ((m = re.exec(node.data))) {
+          var range = document.createRange();
+          range.setStart(node, m.index);
+          range.setEnd(node, m.index + m[0].length);
+          var tops = {};
+          Array.prototype.forEach.call(range.getClientRects(), function (r) {
+            if (r.width > 0) { tops[Math.round(r.top)] = true; }
+          });
+          if (Object.keys(tops).length > 1) { broken.push(th.textContent); return; }
+        }
+      }
+    });
+    out.tables.push({box: d.clientWidth, content: d.scrollWidth, broken_headers: broken});
   });
   var pre = document.createElement('pre');
   pre.id = 'layout-check';
@@ -63,8 +87,8 @@ class BrowserError(RuntimeError):
 
 
 def find_chromium(explicit: str | None = None) -> str | None:
-    """The Chromium binary to use: `explicit`, ``$ALGOPERF_CHROMIUM``, or the first on PATH."""
-    for name in (explicit, os.environ.get("ALGOPERF_CHROMIUM"), *CANDIDATES):
+    """The Chromium binary: `explicit`, ``$ALGOPERF_CHROMIUM``, the first on PATH, or Debian's."""
+    for name in (explicit, os.environ.get("ALGOPERF_CHROMIUM"), *CANDIDATES, *DEBIAN_PATHS):
         if name and (path := shutil.which(name)):
             return path
     return None
@@ -123,6 +147,8 @@ def problems(layout: dict) -> list[str]:
     for i, t in enumerate(layout["tables"]):
         if t["content"] > t["box"] + 1:
             out.append(f"table {i + 1} needs horizontal scrolling ({t['content']}/{t['box']}px)")
+        for header in t.get("broken_headers", []):
+            out.append(f"table {i + 1}: header {header!r} breaks inside a word")
     return out
 
 

@@ -143,6 +143,34 @@ def _ci_table(result: ScoringResult) -> pd.DataFrame | None:
     )
 
 
+# Most workload columns one table of time +- interval cells shows: each cell is about 115 px
+# wide, so 8 of them and a column of submission names fit a 1280 px window.
+MAX_INTERVAL_COLUMNS = 8
+
+
+def _column_groups(result: ScoringResult, columns: list[str]) -> list[tuple[str, list[str]]]:
+    """`columns` split into tables that fit a 1280 px window: (title suffix, columns).
+
+    Base and held-out workloads (v0.5) go in separate tables, and a group wider than
+    `MAX_INTERVAL_COLUMNS` is cut into even parts.
+    """
+    held = set(result.settings["held_out_workloads"])
+    kinds = [("base workloads", [c for c in columns if c not in held])]
+    kinds.append(("held-out workloads", [c for c in columns if c in held]))
+    kinds = [(name, cols) for name, cols in kinds if cols]
+    groups = []
+    for name, cols in kinds:
+        parts = -(-len(cols) // MAX_INTERVAL_COLUMNS)
+        size = -(-len(cols) // parts)
+        for k in range(parts):
+            label = name if len(kinds) > 1 else ""
+            if parts > 1:
+                label = f"{label}, " if label else ""
+                label += f"part {k + 1} of {parts}"
+            groups.append((f": {label}" if label else "", cols[k * size : (k + 1) * size]))
+    return groups
+
+
 def _sections(result: ScoringResult) -> list[tuple[str, str, pd.DataFrame | None]]:
     """(title, explanation, table) in report order."""
     st = result.settings
@@ -163,14 +191,15 @@ def _sections(result: ScoringResult) -> list[tuple[str, str, pd.DataFrame | None
     ]
     ci = _ci_table(result)
     if ci is not None and st["bootstrap_samples"]:
-        sections.append(
-            (
-                "Time to target with bootstrap intervals (s)",
-                f"{st['confidence'] * 100:g}% percentile intervals of the median over "
-                f"{st['bootstrap_samples']} resamples of studies.",
-                ci,
+        for suffix, columns in _column_groups(result, list(ci.columns)):
+            sections.append(
+                (
+                    f"Time to target with bootstrap intervals (s){suffix}",
+                    f"{st['confidence'] * 100:g}% percentile intervals of the median over "
+                    f"{st['bootstrap_samples']} resamples of studies.",
+                    ci[columns],
+                )
             )
-        )
     sections += [
         (
             "Time to target (wall clock, s)",
@@ -327,13 +356,19 @@ def _cell(value: object) -> str:
 
 
 def _html_table(df: pd.DataFrame) -> str:
-    """A plain HTML table (pandas' to_html is slow and adds styling we do not want)."""
+    """A plain HTML table (pandas' to_html is slow and adds styling we do not want).
+
+    A submissions x submissions table (win probabilities) writes its column headers sideways:
+    eleven long names across would not fit a 1280 px window.
+    """
+    square = len(df.columns) > 1 and list(df.columns) == list(df.index)
     head = "".join(f"<th>{_cell(c)}</th>" for c in [df.index.name or "", *df.columns])
     rows = "".join(
-        f"<tr><th>{html.escape(str(i))}</th>" + "".join(f"<td>{_cell(v)}</td>" for v in row)
+        f"<tr><th>{_cell(i)}</th>" + "".join(f"<td>{_cell(v)}</td>" for v in row)
         for i, row in zip(df.index, df.to_numpy())
     )
-    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+    table = '<table class="sideways">' if square else "<table>"
+    return f'<div class="table">{table}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
 _CSS = """
@@ -342,9 +377,12 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1320px; 
 .table { overflow-x: auto; max-width: 100%; margin: 0.5em 0 1.5em; }
 table { border-collapse: collapse; font-size: 0.78em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.35em; text-align: right; white-space: nowrap; }
-thead th { background: #f3f3f3; white-space: normal; overflow-wrap: anywhere; vertical-align: bottom;
-           min-width: 3.5em; }
-tbody th { text-align: left; font-weight: 600; background: #fafafa; }
+thead th { background: #f3f3f3; white-space: normal; word-break: normal; overflow-wrap: normal;
+           vertical-align: bottom; min-width: 3.5em; }
+table.sideways thead th + th { writing-mode: sideways-lr; white-space: nowrap; min-width: 0;
+                              text-align: left; vertical-align: bottom; }
+tbody th { text-align: left; font-weight: 600; background: #fafafa; white-space: normal;
+           word-break: normal; overflow-wrap: normal; min-width: 14em; }
 figure { margin: 0.5em 0 2em; }
 figure svg { display: block; max-width: 100%; height: auto; }
 .note { color: #555; }
