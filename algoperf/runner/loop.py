@@ -62,7 +62,13 @@ Per iteration (`_TrialLoop` has one method per rule):
    checkpoint, then reset memory (logging time). A ``RuntimeError`` raised by the eval (out of
    memory, say) is logged and training continues, as upstream: no row is written,
    ``last_eval_time`` is unchanged (so the next step is eligible again, as upstream), the time
-   spent is eval time (upstream leaves it uncounted).  [`_TrialLoop.evaluate`]
+   spent is eval time (upstream leaves it uncounted); the goal check is part of that ``try``.
+   A ``RuntimeError`` raised by the row write (``on_eval``) or the checkpoint save
+   (``on_checkpoint``) is logged and training continues too, as upstream's ``try`` covers them:
+   the row stays in ``eval_results`` and ``last_eval_time`` is set (the eval happened), a failed
+   row write skips that eval's checkpoint (as upstream), what was written before is left intact,
+   and the time spent is logging time (upstream leaves it uncounted).
+   [`_TrialLoop.evaluate`, `_TrialLoop.log_eval`]
 8. The loop ends when both validation and test targets have been reached, when training is
    complete, or when the budget is exhausted.  [`_TrialLoop.end_reason`]
 
@@ -209,6 +215,7 @@ class LoopResult:
     total_duration: float
     eval_errors: int = 0  # evals that raised (logged; training went on, as upstream)
     nonfinite_evals: int = 0  # eval rows holding NaN or infinity
+    logging_errors: int = 0  # eval row writes or checkpoint saves that raised (as upstream)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,6 +347,7 @@ class _TrialLoop:
         self.global_step = 0
         self.stop_reason = ""
         self.eval_errors = 0
+        self.logging_errors = 0
         self.nonfinite_evals = 0
         self.last_snapshot_step = -1
         self.start = 0.0
@@ -581,11 +589,20 @@ class _TrialLoop:
         )
         logging_end = eval_end
         checkpoint = settings.checkpoint_at_evals and hooks.on_checkpoint is not None
-        if hooks.on_eval is not None:
-            hooks.on_eval(latest)
-        if checkpoint:
-            hooks.on_checkpoint(self.snapshot("eval", eval_end))
-            self.last_snapshot_step = self.global_step
+        try:
+            if hooks.on_eval is not None:
+                hooks.on_eval(latest)
+            if checkpoint:
+                hooks.on_checkpoint(self.snapshot("eval", eval_end))
+                self.last_snapshot_step = self.global_step
+        except RuntimeError as e:
+            # As upstream, whose eval `try` also covers the row write and the checkpoint save:
+            # logged, training goes on. What was written before stays (rows are appended and
+            # checkpoints renamed into place atomically); a failed save leaves the final one due.
+            self.logging_errors += 1
+            log.exception(
+                "logging the eval of step %d failed (training continues): %s", self.global_step, e
+            )
         self.reset_memory()
         if hooks.on_eval is not None or checkpoint or hooks.reset_memory is not None:
             logging_end = self.clock.now()
@@ -650,6 +667,7 @@ class _TrialLoop:
             total_duration=state.last_step_end_time - self.start,
             eval_errors=self.eval_errors,
             nonfinite_evals=self.nonfinite_evals,
+            logging_errors=self.logging_errors,
         )
 
     def run(self) -> LoopResult:

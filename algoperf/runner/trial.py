@@ -97,6 +97,7 @@ class TrialSummary:
     status: str = "finished"
     eval_errors: int = 0
     nonfinite_evals: int = 0
+    logging_errors: int = 0  # eval row writes / checkpoint saves that raised (training went on)
     preemption_count: int = 0
     message: str = ""
 
@@ -865,6 +866,7 @@ def _summarize(
         status=status,
         preemption_count=preemption,
         eval_errors=result.eval_errors,
+        logging_errors=result.logging_errors,
         nonfinite_evals=result.nonfinite_evals,
     )
 

@@ -194,6 +194,43 @@ def test_an_eval_error_is_logged_and_training_continues(
     assert "eval at step 20 failed (training continues)" in caplog.text
 
 
+def test_a_checkpoint_save_that_raises_is_logged_and_training_continues(
+    mnist_data_dir, tmp_path, monkeypatch, caplog
+):
+    """Upstream's eval ``try`` covers the checkpoint save: the trial goes on, the rows and the
+    checkpoint written before stay intact, the failed one leaves nothing behind."""
+    from algoperf.runner import checkpoint
+
+    torch_save = checkpoint._torch_save
+    calls = []
+
+    def failing_at_step_20(path, snapshot):
+        calls.append(snapshot.global_step)
+        if snapshot.global_step == 20:
+            raise RuntimeError("CUDA out of memory while copying the checkpoint")
+        return torch_save(path, snapshot)
+
+    monkeypatch.setattr(checkpoint, "_torch_save", failing_at_step_20)
+    sub, space = _setup(tmp_path, [_point(0)])
+    exp = tmp_path / "exp"
+    argv = _argv(sub, space, mnist_data_dir, exp, 1, "--save_checkpoints")
+    assert main([*argv, "--save_intermediate_checkpoints"]) == 0
+    tdir = exp / "f" / "fashion_mnist_pytorch" / "trial_1"
+    with (tdir / "eval_measurements.csv").open() as f:
+        steps = [int(r["global_step"]) for r in csv.DictReader(f)]
+    assert calls == [10, 20, 30] and steps == [10, 20, 30]
+    assert sorted(p.name for p in checkpoint.checkpoint_dirs(tdir)) == [
+        "checkpoint_10",
+        "checkpoint_30",
+    ]
+    assert not list(tdir.glob(".checkpoint_*"))  # the failed save's temporary is gone
+    assert checkpoint.load(tdir / "checkpoint_10").global_step == 10
+    assert json.loads((tdir / "status.json").read_text())["status"] == "finished"
+    result = json.loads((tdir / "run_record.json").read_text())["result"]
+    assert result["logging_errors"] == 1 and result["eval_errors"] == 0
+    assert "logging the eval of step 20 failed (training continues)" in caplog.text
+
+
 def test_failure_before_training_removes_the_new_trial_and_stops(mnist_data_dir, tmp_path):
     sub, space = _setup(tmp_path, [_point(5), _point(0)])
     exp = tmp_path / "exp"

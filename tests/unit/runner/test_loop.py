@@ -496,6 +496,8 @@ def run_with(clock, workload, submission, **kwargs):
         clock.advance(0.5)  # saving costs logging time
         snapshots.append(snapshot)
 
+    kwargs.setdefault("on_eval", on_eval)
+    kwargs.setdefault("on_checkpoint", on_checkpoint)
     result = train_once(
         workload,
         submission,
@@ -504,8 +506,6 @@ def run_with(clock, workload, submission, **kwargs):
         trial_rng=rng_lib.trial_rng(7, "pytorch", "external"),
         settings=settings,
         clock=clock,
-        on_eval=on_eval,
-        on_checkpoint=on_checkpoint,
         **kwargs,
     )
     return result, rows, snapshots
@@ -807,6 +807,51 @@ def test_an_eval_that_raises_is_logged_and_training_continues():
     r = rows[-1]
     parts = r["accumulated_submission_time"] + r["accumulated_eval_time"]
     assert r["total_duration"] == pytest.approx(parts + r["accumulated_logging_time"])
+
+
+def test_a_row_write_or_checkpoint_that_raises_is_logged_and_training_continues(caplog):
+    """As upstream's eval ``try``: the row write and the checkpoint save are inside it."""
+    clock = FakeClock()
+    wl = FakeWorkload(clock, _config(), eval_cost=1.0)
+    written, saved = [], []
+
+    def on_eval(row):
+        clock.advance(LOG)
+        if row["global_step"] == 11:
+            raise RuntimeError("CUDA error: an illegal memory access (row write)")
+        written.append(row["global_step"])
+
+    def on_checkpoint(snapshot):
+        clock.advance(0.5)
+        if (snapshot.reason, snapshot.global_step) == ("eval", 21):
+            raise RuntimeError("CUDA out of memory while copying the checkpoint")
+        saved.append((snapshot.reason, snapshot.global_step))
+
+    settings = LoopSettings(
+        budget_sec=1e9, data_dir="", max_global_steps=21, checkpoint_at_evals=True
+    )
+    result, _, _ = run_with(
+        clock,
+        wl,
+        make_submission(clock)[0],
+        settings=settings,
+        on_eval=on_eval,
+        on_checkpoint=on_checkpoint,
+    )
+    # Evals at 1, 11 (row write failed: no checkpoint either, as upstream), 21 (save failed).
+    # last_eval_time moved at 11 (the eval happened): the next eval is a period later.
+    assert [step for step, _ in result.eval_results] == [1, 11, 21]
+    assert written == [1, 21] and result.logging_errors == 2 and result.eval_errors == 0
+    assert result.stop_reason == "max_global_steps" and result.global_step == 21
+    # The failed save at 21 leaves the final checkpoint due: it is taken at the end.
+    assert saved == [("eval", 1), ("final", 21)]
+    assert "logging the eval of step 11 failed (training continues)" in caplog.text
+    assert "logging the eval of step 21 failed (training continues)" in caplog.text
+    # The failed logging's time is logging time: the accounting still adds up.
+    state = result.train_state
+    parts = state.accumulated_submission_time + state.accumulated_eval_time
+    assert result.total_duration == pytest.approx(parts + state.accumulated_logging_time)
+    assert state.accumulated_logging_time == pytest.approx(3 * LOG + 3 * 0.5)
 
 
 def test_memory_is_reset_at_set_up_before_each_eval_and_after_its_logging():
