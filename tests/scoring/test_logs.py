@@ -294,3 +294,39 @@ def test_chunked_and_parallel_reading_give_the_same_logs(log_tree, monkeypatch):
     }
     with pytest.raises(LogError, match=str(bad)):
         read_logs(root, V06, workers=2)
+
+
+@pytest.mark.parametrize("threshold, parallel", [(12, True), (13, False)])
+def test_reading_goes_parallel_by_default_from_the_threshold(
+    log_tree, monkeypatch, tmp_path, threshold, parallel
+):
+    """`algoperf score` (workers=None) reads in one process per CPU from PARALLEL_MIN_FILES
+    files on, and in this process below it."""
+    import scoring.logs as logs_mod
+    from scoring import _parallel
+    from scoring.cli import main
+
+    spec = {
+        ("a", f"study_{s}", W, f"trial_{k}"): [f"1.0,{10 * k},{100.0 * k},150.0,0.5,x"]
+        for s in range(3)
+        for k in range(1, 5)
+    }  # 12 files
+    root = log_tree(spec)
+    calls = []
+    real_pool = _parallel.pool
+
+    def spy(workers):
+        calls.append(workers)
+        return real_pool(workers)
+
+    monkeypatch.setattr(logs_mod, "PARALLEL_MIN_FILES", threshold)
+    monkeypatch.setattr(_parallel, "cpus", lambda: 2)
+    monkeypatch.setattr(_parallel, "pool", spy)
+    out = tmp_path / "out"
+    args = ["--submission_directory", str(root), "--output_dir", str(out)]
+    assert main([*args, "--workloads", "imagenet_resnet", "--no_plots"]) == 0
+    assert calls == ([2] if parallel else [])
+    scores = pd.read_csv(out / "scores.csv", index_col=0)
+    assert list(scores.index) == ["a"]
+    trials = pd.read_csv(out / "trial_results.csv")
+    assert len(trials) == 12  # the same logs either way
