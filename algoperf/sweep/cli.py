@@ -15,7 +15,8 @@ USAGE = """usage:
   algoperf sweep status PLAN
 
 `run` starts every job of the plan that is not done (rerun it to resume); `status` prints one
-row per trial: done, running, failed (with the reason) or pending.
+row per trial: done, running, failed (with the reason) or pending; a running record from another
+host that cannot be confirmed shows as running?, one whose SLURM job ended as lost.
 """
 
 
@@ -86,9 +87,7 @@ def _run(argv: Sequence[str]) -> int:
     for r in results:
         extra = f": {r.reason}" if r.reason and r.state != "done" else ""
         print(f"  {r.job_id} [{r.state}]{extra}")
-    rows = state.status_rows(jobs)
-    counts = {s: sum(r.state == s for r in rows) for s in state.STATES}
-    print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(rows)} trials)")
+    print(state.count_line(state.status_rows(jobs)))
     if any(r.state == "preempted" for r in results) or len(results) < len(todo):
         print(f"sweep stopped; rerun `algoperf sweep run {args.plan}` to continue", file=sys.stderr)
         return 143

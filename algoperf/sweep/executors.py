@@ -7,10 +7,16 @@
   torchrun with d ranks). Jobs sharing a workload directory are never scheduled at the same
   time. SIGTERM or Ctrl-C stops the sweep: running jobs get SIGTERM (they checkpoint and end with
   status 143), no new job starts; rerunning the plan continues.
-* ``slurm``: one SLURM array through submitit (partition, nodes, GPUs per node, time limit,
-  array parallelism from the plan's ``[slurm]`` table). A job preempted or out of time is
-  requeued by submitit (``checkpoint``) and continues from its checkpoint. Multi-node jobs run one
-  task per node; see `algoperf.sweep.job.Launch`.
+* ``slurm``: SLURM jobs through submitit (partition, nodes, GPUs per node, time limit, array
+  parallelism from the plan's ``[slurm]`` table). A job preempted or out of time is requeued by
+  submitit (``checkpoint``) and continues from its checkpoint. Multi-node jobs run one task per
+  node; see `algoperf.sweep.job.Launch`. Per-study jobs go out as one array
+  (``array_parallelism`` at once). Per-trial jobs of one study share its workload directory and
+  must run one after another; started together, all but one would wait on the study lock while
+  holding their GPUs and burning their time limit. So they go out in *lanes* (`slurm_lanes`):
+  ``array_parallelism`` arrays, each running its tasks one at a time (``%1``) under one job name
+  with ``--dependency=singleton`` (a rerun's jobs queue behind the same lane's earlier ones), a
+  study's trials all in one lane, studies dealt to lanes in plan order.
 * ``submitit_local`` / ``debug``: submitit's local (subprocess) and debug (in-process)
   executors, for trying a plan and for tests.
 """
@@ -18,6 +24,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -28,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from algoperf.sweep.job import JobResult, Launch, run_job
-from algoperf.sweep.plan import Job, Plan
+from algoperf.sweep.plan import Job, Plan, expand
 
 
 def run_local(plan: Plan, jobs: Sequence[Job], workers: int | None = None) -> list[JobResult]:
@@ -170,9 +177,12 @@ def _submitit() -> Any:
 class SweepTask:
     """The callable submitit runs on a node: one job, requeued on preemption or timeout."""
 
-    def __init__(self, gpus_per_node: int = 0, port: int = 29500) -> None:
+    def __init__(
+        self, gpus_per_node: int = 0, port: int = 29500, node_wait_s: float = 600.0
+    ) -> None:
         self.gpus_per_node = gpus_per_node
         self.port = port
+        self.node_wait_s = node_wait_s
 
     def checkpoint(self, job: Job) -> Any:
         """What submitit requeues on preemption or timeout: the same task on the same job (the
@@ -180,10 +190,13 @@ class SweepTask:
         return _submitit().helpers.DelayedSubmission(self, job)
 
     def __call__(self, job: Job) -> JobResult:
+        """Run `job` on this node: the whole job, or node ``env.node`` of a multi-node one."""
         launch = Launch(nproc_per_node=max(1, self.gpus_per_node), master_port=self.port)
         is_main = True
+        record: dict[str, Any] = {}
         with contextlib.suppress(RuntimeError):  # not under submitit (called directly)
             env = _submitit().JobEnvironment()
+            record = {"scheduler": env.cluster, "scheduler_job_id": str(env.job_id)}
             if env.num_nodes > 1:
                 launch = Launch(
                     nproc_per_node=max(1, self.gpus_per_node),
@@ -194,7 +207,15 @@ class SweepTask:
                     rdzv_id=str(env.job_id),
                 )
                 is_main = env.node == 0
-        return run_job(job, launch, is_main=is_main)
+        return run_job(
+            job,
+            launch,
+            is_main=is_main,
+            # The same on every node of one attempt; a requeue (preemption, timeout) adds one.
+            attempt=os.environ.get("SLURM_RESTART_COUNT", "0"),
+            wait_for_main_s=self.node_wait_s,
+            record=record,
+        )
 
 
 def submitit_executor(plan: Plan, kind: str) -> Any:
@@ -237,10 +258,42 @@ def submitit_executor(plan: Plan, kind: str) -> Any:
     return executor
 
 
+def slurm_lanes(plan: Plan, jobs: Sequence[Job]) -> list[tuple[str, list[Job]]]:
+    """Per-trial `jobs` dealt into SLURM lanes: (job name, jobs run one after another).
+
+    A study's jobs (one workload directory) all go to one lane, in trial order; studies are
+    dealt round-robin over ``min(array_parallelism, studies)`` lanes by their position in the
+    whole plan (not in `jobs`), so a rerun puts a study in the same lane as before. Names carry
+    the plan's name and a hash of its sweep directory, so singleton chains of two sweeps never
+    meet.
+    """
+    studies = list(dict.fromkeys(str(j.workload_dir) for j in expand(plan)))
+    n = max(1, min(plan.slurm.array_parallelism, len(studies)))
+    tag = hashlib.sha256(str(plan.sweep_dir).encode()).hexdigest()[:6]
+    lanes: dict[int, list[Job]] = {}
+    for job in jobs:
+        lane = studies.index(str(job.workload_dir)) % n
+        lanes.setdefault(lane, []).append(job)
+    return [(f"algoperf-{plan.name}-{tag}-lane{i}", lanes[i]) for i in sorted(lanes)]
+
+
 def submit(plan: Plan, jobs: Sequence[Job], kind: str) -> list[Any]:
-    """Submit `jobs` as one array; return submitit's job handles."""
+    """Submit `jobs` (one array, or SLURM lanes for per-trial jobs); submitit's job handles."""
     if not jobs:
         return []
     executor = submitit_executor(plan, kind)
-    task = SweepTask(gpus_per_node=plan.slurm.gpus_per_node if kind == "slurm" else 0)
-    return executor.map_array(task, list(jobs))
+    task = SweepTask(
+        gpus_per_node=plan.slurm.gpus_per_node if kind == "slurm" else 0,
+        node_wait_s=plan.slurm.node_wait_min * 60,
+    )
+    if kind != "slurm" or plan.granularity != "trial":
+        return executor.map_array(task, list(jobs))
+    handles = []
+    for name, lane in slurm_lanes(plan, jobs):
+        executor.update_parameters(
+            name=name,
+            slurm_array_parallelism=1,
+            slurm_additional_parameters={"dependency": "singleton"},
+        )
+        handles += executor.map_array(task, lane)
+    return handles

@@ -11,6 +11,13 @@
    checkpoint start again, new ones start fresh;
 4. record the outcome in the job record and ``events.jsonl`` (see `algoperf.sweep.state`).
 
+Multi-node jobs (one `run_job` per node): only the first node takes the lock and writes records.
+It then writes ``<workload_dir>/.sweep.nodes.<rdzv_id>`` (`START_MARKER`: run or skip, and the
+attempt, ``SLURM_RESTART_COUNT``), and the other nodes wait for that file before they launch, so
+no node reaches the torchrun rendezvous or the JAX coordinator while the first one still waits
+on the lock (their timeouts are minutes); a node that waits longer than ``wait_for_main_s``
+fails with a line saying so.
+
 Multi-process launches (`Launch`): PyTorch through ``torchrun`` (``--standalone`` on one node;
 a c10d rendezvous at the first node across several), JAX with one process per node that calls
 ``jax.distributed.initialize`` from the ``ALGOPERF_COORDINATOR_ADDRESS`` /
@@ -27,6 +34,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +43,7 @@ from algoperf.sweep import state
 from algoperf.sweep.plan import Job
 
 SWEEP_LOCK = ".sweep.lock"
+START_MARKER = ".sweep.nodes.{rdzv_id}"
 EXIT_OK, EXIT_TRIAL_FAILED, EXIT_BAD_INPUT, EXIT_PREEMPTED = 0, 1, 2, 143
 
 
@@ -101,6 +110,40 @@ def workload_lock(job: Job) -> Iterator[None]:
         os.close(fd)
 
 
+def start_marker(job: Job, launch: Launch) -> Path:
+    """The file the first node of a multi-node job writes once it holds the study lock."""
+    return job.workload_dir / START_MARKER.format(rdzv_id=launch.rdzv_id)
+
+
+def _announce(job: Job, launch: Launch, attempt: str, action: str) -> None:
+    """First node: tell the other nodes of this attempt to `action` (``run`` or ``skip``)."""
+    if launch.nnodes > 1:
+        state.write_json_atomic(
+            start_marker(job, launch), {"attempt": attempt, "action": action, "time": state.now()}
+        )
+
+
+def wait_for_main(job: Job, launch: Launch, attempt: str, timeout_s: float) -> str:
+    """Other nodes: wait until the first node of this attempt took the lock; its action.
+
+    Raises TimeoutError (with the fix) after `timeout_s` seconds. A marker of an earlier attempt
+    (another ``attempt``) is not taken for this one.
+    """
+    path = start_marker(job, launch)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        marker = state.read_json(path)
+        if marker.get("attempt") == attempt and marker.get("action") in ("run", "skip"):
+            return marker["action"]
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"node {launch.node_rank}: the first node did not take the study lock "
+                f"{job.workload_dir / SWEEP_LOCK} within {timeout_s:.0f} s (another job of the "
+                "study holds it?); raise [slurm] node_wait_min or let that job end"
+            )
+        time.sleep(min(1.0, max(0.01, timeout_s / 100)))
+
+
 def _trial_starts(job: Job) -> dict[str, list[int]]:
     """Which trials this attempt starts fresh, resumes from a checkpoint, or restarts."""
     from algoperf.runner import checkpoint
@@ -139,27 +182,45 @@ def run_job(
     on_start: Callable[[subprocess.Popen], None] | None = None,
     preexec: Callable[[], Any] | None = None,
     is_main: bool = True,
+    attempt: str = "0",
+    wait_for_main_s: float = 600.0,
+    record: dict[str, Any] | None = None,
 ) -> JobResult:
     """Run (or skip) `job` to its end; see the module docstring.
 
-    `on_start` receives the child process (the local executor signals it on SIGTERM); under a
-    multi-node launch only the first node (`is_main`) takes the lock and writes records.
+    `on_start` receives the child process (the local executor signals it on SIGTERM). Under a
+    multi-node launch only the first node (`is_main`) takes the lock and writes records; the
+    others wait (up to `wait_for_main_s`) for its start marker of this `attempt`. `record`: extra
+    fields of the job's ``running`` record (the scheduler and its job id, for `sweep status`).
     """
     launch = launch or Launch()
+    if not is_main:
+        try:
+            action = wait_for_main(job, launch, attempt, wait_for_main_s)
+        except TimeoutError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return JobResult(job.job_id, "failed", None, str(e))
+        if action == "skip":
+            return JobResult(job.job_id, "skipped")
     lock = workload_lock(job) if is_main else contextlib.nullcontext()
     with lock:
-        if state.job_done(job):
-            if is_main:
-                state.append_event(job.sweep_dir, {"job": job.job_id, "event": "skip"})
-                state.write_job_record(job, "done", reason="already done")
+        if is_main and state.job_done(job):
+            _announce(job, launch, attempt, "skip")
+            state.append_event(job.sweep_dir, {"job": job.job_id, "event": "skip"})
+            state.write_job_record(job, "done", reason="already done", **(record or {}))
             return JobResult(job.job_id, "skipped")
         argv, extra_env = command(job, launch)
         starts = _trial_starts(job)
         log_path = state.job_log_path(job)
+        if not is_main:  # one log per node
+            log_path = log_path.with_name(f"{log_path.stem}.node{launch.node_rank}.log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if is_main:
-            state.write_job_record(job, "running", started=state.now(), command=argv)
+            state.write_job_record(
+                job, "running", started=state.now(), command=argv, **(record or {})
+            )
             state.append_event(job.sweep_dir, {"job": job.job_id, "event": "start", **starts})
+            _announce(job, launch, attempt, "run")
         child_env = {**os.environ, **(env or {}), **extra_env}
         with log_path.open("ab") as log:
             log.write(f"=== {state.now()} {' '.join(argv)}\n".encode())
@@ -177,7 +238,12 @@ def run_job(
         result = _result(job, rc, log_path)
         if is_main:
             state.write_job_record(
-                job, result.state, returncode=rc, reason=result.reason, ended=state.now()
+                job,
+                result.state,
+                returncode=rc,
+                reason=result.reason,
+                ended=state.now(),
+                **(record or {}),
             )
             state.append_event(
                 job.sweep_dir,

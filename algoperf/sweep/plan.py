@@ -74,6 +74,8 @@ class SlurmOptions:
     constraint: str | None = None
     setup: tuple[str, ...] = ()  # shell lines run before each job (module load ...)
     max_requeues: int = 3
+    # Multi-node jobs: how long nodes after the first wait for it to take the study lock.
+    node_wait_min: int = 10
 
 
 @dataclasses.dataclass(frozen=True)

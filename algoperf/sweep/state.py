@@ -4,8 +4,9 @@ Truth about a trial is its own ``status.json`` (written by `algoperf run`): ``fi
 ``diverged`` are done. The sweep adds, in ``<experiment_dir>.sweep/`` (beside the logs, so that
 scoring never sees it):
 
-* ``jobs/<job>.json``: the job's latest state (``running`` with pid and host, or how it ended:
-  exit status and reason), written atomically;
+* ``jobs/<job>.json``: the job's latest state (``running`` with pid and host, and under
+  submitit the scheduler and its job id; or how it ended: exit status and reason), written
+  atomically;
 * ``events.jsonl``: one line per job start (with the trials it ran fresh or resumed), skip and
   end, appended and flushed, so a test (or a user) can check that no trial was run twice;
 * ``logs/<job>.log``: the job's stdout and stderr.
@@ -18,6 +19,7 @@ import datetime
 import json
 import os
 import socket
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,30 @@ from algoperf.sweep.plan import Job
 
 DONE_STATUSES = ("finished", "diverged")
 STATES = ("done", "running", "failed", "pending")
+# Shown (and counted) only when some trial is in them: a ``running`` record `sweep status`
+# cannot confirm (another host, no scheduler to ask), and one whose job the scheduler says ended.
+UNCERTAIN_STATES = ("running?", "lost")
+# sacct / squeue states of a job that still holds (or waits for) its allocation.
+SLURM_LIVE = {
+    "RUNNING",
+    "PENDING",
+    "REQUEUED",
+    "RESIZING",
+    "SUSPENDED",
+    "COMPLETING",
+    "CONFIGURING",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+}
 
 
 def now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -57,7 +76,7 @@ def job_log_path(job: Job) -> Path:
 
 
 def read_job_record(job: Job) -> dict[str, Any]:
-    return _read_json(job_record_path(job))
+    return read_json(job_record_path(job))
 
 
 def write_job_record(job: Job, state: str, **fields: Any) -> None:
@@ -99,7 +118,7 @@ def read_events(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def trial_status(tdir: Path) -> dict[str, Any]:
-    return _read_json(tdir / "status.json")
+    return read_json(tdir / "status.json")
 
 
 def trial_done(tdir: Path) -> bool:
@@ -143,19 +162,55 @@ def _failure_reason(tdir: Path, fallback: str) -> str:
     return first
 
 
-def _job_running(record: dict[str, Any]) -> bool:
+def slurm_job_state(job_id: str) -> str | None:
+    """The state SLURM reports for `job_id` (``RUNNING``, ``NODE_FAIL``...), or None when neither
+    ``sacct`` nor ``squeue`` answers here."""
+    for argv in (
+        ["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State"],
+        ["squeue", "-h", "-j", job_id, "-o", "%T"],
+    ):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        words = out.stdout.split()
+        if out.returncode == 0 and words:
+            return words[0].rstrip("+").upper()
+    return None
+
+
+def _running_state(record: dict[str, Any]) -> tuple[str, str] | None:
+    """(state, detail) of a job whose record says ``running``; None when it is not running.
+
+    A record of this host is checked by its pid. One of another host is checked with the
+    scheduler (``sacct``/``squeue`` for the SLURM job id in it): ``running`` if SLURM still holds
+    the job, ``lost`` if SLURM says it ended (a crashed node never writes its end), and
+    ``running?`` where nothing here can tell.
+    """
     if record.get("state") != "running":
-        return False
-    if record.get("host") != socket.gethostname():
-        return True  # another node: trust its record
-    pid = record.get("pid")
-    return isinstance(pid, int) and pid_alive(pid)
+        return None
+    host, pid, since = record.get("host"), record.get("pid"), record.get("started")
+    where = f"pid {pid} on {host} since {since}"
+    if host == socket.gethostname():
+        return ("running", where) if isinstance(pid, int) and pid_alive(pid) else None
+    scheduler, sched_id = record.get("scheduler"), record.get("scheduler_job_id")
+    if scheduler != "slurm" or not sched_id:
+        return "running?", f"{where}: another host, no scheduler job id to check"
+    live = slurm_job_state(str(sched_id))
+    if live is None:
+        return "running?", f"slurm job {sched_id}, {where}: cannot confirm (no sacct or squeue)"
+    if live in SLURM_LIVE:
+        return "running", f"slurm job {sched_id} {live}, {where}"
+    return "lost", (
+        f"slurm job {sched_id} is {live} but its record says running ({where}): it ended "
+        "without writing its end; rerun the plan to continue"
+    )
 
 
 def trial_rows(job: Job) -> list[Row]:
     """The state of each trial of `job` from its status.json and the job's record."""
     record = read_job_record(job)
-    running = _job_running(record)
+    running = _running_state(record)
     rows = []
     for k, tdir in zip(job.trials, job.trial_dirs()):
         status = trial_status(tdir)
@@ -163,9 +218,8 @@ def trial_rows(job: Job) -> list[Row]:
         if s in DONE_STATUSES:
             step = status.get("global_step")
             rows.append(Row(job.job_id, k, "done", f"{s}" + (f" at step {step}" if step else "")))
-        elif running:
-            where = f"pid {record.get('pid')} on {record.get('host')} since {record.get('started')}"
-            rows.append(Row(job.job_id, k, "running", where))
+        elif running is not None:
+            rows.append(Row(job.job_id, k, *running))
         elif s == "failed":
             rows.append(Row(job.job_id, k, "failed", _failure_reason(tdir, "trial failed")))
         elif record.get("state") == "failed" and s is None:
@@ -189,6 +243,13 @@ def status_rows(jobs: Iterable[Job]) -> list[Row]:
     return [row for job in jobs for row in trial_rows(job)]
 
 
+def count_line(rows: list[Row]) -> str:
+    """``3 done, 1 running, 0 failed, 2 pending (6 trials)`` (plus any uncertain state)."""
+    counts = {s: sum(r.state == s for r in rows) for s in STATES}
+    counts.update({s: n for s in UNCERTAIN_STATES if (n := sum(r.state == s for r in rows))})
+    return ", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(rows)} trials)"
+
+
 def format_table(rows: list[Row]) -> str:
     """A plain-text table (one row per trial) and a one-line count per state."""
     header = ("trial", "state", "detail")
@@ -198,6 +259,5 @@ def format_table(rows: list[Row]) -> str:
     widths = [max(len(x[i]) for x in [header, *body]) for i in range(2)]
     lines = [f"{header[0]:<{widths[0]}}  {header[1]:<{widths[1]}}  {header[2]}"]
     lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in body]
-    counts = {s: sum(r.state == s for r in rows) for s in STATES}
-    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(rows)} trials)")
+    lines.append(count_line(rows))
     return "\n".join(lines)
