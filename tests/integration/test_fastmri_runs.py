@@ -164,6 +164,49 @@ def test_nadamw_runs_end_to_end(name, framework, fastmri_root, monkeypatch, tmp_
     assert int(rows[-1]["global_step"]) >= 1
 
 
+@pytest.mark.parametrize("framework", ["jax", "pytorch"])
+def test_registered_config_refuses_the_fixture(framework, fastmri_root):
+    """The registered config's slice counts (34,742 / 3,554 / 3,581) against the fixture's 6 / 6 /
+    3: one line naming the data folder, the split, both counts and the fix; the fixture's own
+    config passes, and an eval asking for more slices than its split holds is refused too."""
+    root = data.dataset_dir(fastmri_root)
+    workload = registry.get_workload("fastmri", framework)
+    with pytest.raises(DatasetError) as caught:
+        workload.check_data(str(fastmri_root))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"{root}: split 'train' holds 6 slices, the workload 'fastmri' expects 34742;"
+    )
+    assert f"algoperf datasets prepare fastmri --data_dir {fastmri_root}" in message
+    sized = data.fixture_config(registry.get_config("fastmri"), fastmri_root)
+    for split, field in (("validation", "num_validation_examples"), ("test", "num_test_examples")):
+        wrong = dataclasses.replace(sized, **{field: getattr(sized, field) + 1})
+        with pytest.raises(DatasetError, match=rf"split '{split}' holds \d+ slices, .* expects"):
+            data.check_split_sizes(fastmri_root, wrong)
+    too_many = dataclasses.replace(sized, num_eval_train_examples=7)
+    with pytest.raises(
+        DatasetError, match=r"'eval_train' takes 7 slices, the training split holds 6"
+    ):
+        data.check_split_sizes(fastmri_root, too_many)
+    registry.workload_class("fastmri", framework)(sized).check_data(str(fastmri_root))
+    with pytest.raises(DatasetError, match=r"validation eval asks for 7 slices, the split holds 6"):
+        data.numpy_batches(fastmri_root, sized, "validation", 4, 0, 7, num_workers=0)
+    with pytest.raises(DatasetError, match=r"eval_train eval asks for 7 slices"):
+        data.numpy_batches(fastmri_root, sized, "eval_train", 4, 0, 7, num_workers=0)
+
+
+def test_cli_fixture_records_its_sizes_and_runs(tmp_path):
+    """``algoperf datasets prepare fastmri --fixture`` records the fixture's own slice counts, so
+    the registered workload run on it (``get_config(name, data_dir)``) passes the data check."""
+    assert main(["datasets", "prepare", "fastmri", "--fixture", "--data_dir", str(tmp_path)]) == 0
+    config = registry.get_config("fastmri", tmp_path)
+    assert data.check_split_sizes(tmp_path, config) == {"train": 34, "validation": 4, "test": 2}
+    registry.get_workload("fastmri", "pytorch", data_dir=tmp_path).check_data(str(tmp_path))
+    with pytest.raises(DatasetError, match="split 'train' holds 34 slices"):
+        registry.get_workload("fastmri", "pytorch").check_data(str(tmp_path))
+
+
 def test_eval_metrics_do_not_depend_on_the_eval_batch_size(fastmri_root):
     """Per-slice SSIM/MAE sums are exact: batch sizes 2 and 5 (padded) give identical metrics."""
     from workloads.fastmri.workload_pytorch import FastmriWorkload

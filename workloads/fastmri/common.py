@@ -2,7 +2,8 @@
 
 Batches come from `workloads.fastmri.data.numpy_batches` ('inputs' and 'targets' float32
 (B, 320, 320), 'mean', 'std', 'volume_max' (B,), eval 'weights'); split sizes come from the
-config (upstream's counts; tests use `data.fixture_config`).
+config (upstream's counts; tests use `data.fixture_config`), and `FastmriData.check_data` refuses
+data whose slice counts differ from them, so no eval repeats or skips a slice.
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ class FastmriData:
         )
 
     def check_data(self, data_dir: str) -> None:
-        """Fail before any log is written if a split cannot be found (reads the index only)."""
-        for split in data.SPLITS:
-            data.load_split(data_dir, split)
+        """Fail before any log is written if a split is missing or its slice count is not the
+        config's (`data.check_split_sizes`; reads the index only)."""
+        data.check_split_sizes(data_dir, self.config)
 
     @property
     def num_pool_layers(self) -> int:

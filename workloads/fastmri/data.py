@@ -23,6 +23,11 @@ Within a split, slices are numbered in the order of upstream's ``tf.data`` inter
 sorted files (32 files open at once, 64 consecutive slices from each in turn): that number is
 the example index upstream folds into a training slice's mask seed.
 
+Sizes: the workloads' data check (`check_split_sizes`) refuses data whose split sizes are not the
+config's, and an eval pass covers each slice of its split at most once (never cycling), so a
+partial extraction cannot pass for the benchmark's splits; `prepare` warns when the archives do
+not hold 973 and 199 volumes.
+
 Per slice (`process_slice`, upstream's ``_process_example``): a 1-D mask over the W k-space
 columns keeps the ``int(0.08 W)`` centre columns and every other column with probability
 ``(W / 4 - n_low) / (W - n_low)`` (4x acceleration), drawn as ``stateless_uniform((W,), seed) <
@@ -79,6 +84,9 @@ ARCHIVES = {
 INDEX_FILE = "index.json"
 SPLITS = ("train", "eval_train", "validation", "test")
 NUM_VALIDATION_FILES = 100
+# Volumes in the NYU archives (the registered configs' slice counts are those of these files).
+NUM_TRAIN_FILES = 973
+NUM_VAL_FILES = 199
 CENTER_FRACTION = 0.08
 ACCELERATION = 4.0
 EVAL_SEED = (0, 0)
@@ -341,6 +349,39 @@ def load_split(data_dir: Path | str, split: str) -> Split:
     return _load_split(str(dataset_dir(data_dir).resolve()), split)
 
 
+def check_split_sizes(data_dir: Path | str, config: WorkloadConfig) -> dict[str, int]:
+    """Compare every split's slice count with `config`'s; return the counts.
+
+    ``train``, ``validation`` and ``test`` must hold exactly ``num_{train,validation,test}_examples``
+    slices (upstream: 34,742 / 3,554 / 3,581) and ``eval_train`` may take at most the training
+    slices, so that no eval ever repeats a slice. Raises `DatasetError` with one line naming the
+    data folder, the split, both counts and the fix.
+    """
+    root = dataset_dir(data_dir)
+    expected = {
+        "train": config.num_train_examples,
+        "validation": config.num_validation_examples,
+        "test": config.num_test_examples,
+    }
+    counts = {split: len(load_split(data_dir, split)) for split in expected}
+    for split, want in expected.items():
+        if counts[split] != want:
+            raise DatasetError(
+                f"{root}: split {split!r} holds {counts[split]} slices, the workload "
+                f"{config.name!r} expects {want}; the data are incomplete or not the NYU knee "
+                f"single-coil set ({NUM_TRAIN_FILES} training and {NUM_VAL_FILES} validation "
+                f"volumes): {_fix_hint(root.parent)} (data written by `--fixture` record their "
+                "own sizes in fixture.json)"
+            )
+    if config.num_eval_train_examples > counts["train"]:
+        raise DatasetError(
+            f"{root}: split 'eval_train' takes {config.num_eval_train_examples} slices, the "
+            f"training split holds {counts['train']}; set num_eval_train_examples to at most "
+            f"{counts['train']} or {_fix_hint(root.parent)}"
+        )
+    return counts
+
+
 def clear_cache() -> None:
     """Forget loaded split indices (after preparing again)."""
     _load_split.cache_clear()
@@ -429,6 +470,20 @@ def _item(
     return BatchItem(tuple(files[int(f)] for f in used), compact, seeds, weights)
 
 
+def _eval_total(split_data: Split, split: str, num_examples: int | None) -> int:
+    """Slices one eval pass covers: `num_examples` (default all), never more than the split."""
+    n = len(split_data)
+    total = n if num_examples is None else int(num_examples)
+    if not 0 <= total <= n:
+        folder = Path(split_data.files[0]).parent
+        raise DatasetError(
+            f"{folder}: the {split} eval asks for {total} slices, the split holds {n} (an eval "
+            "never repeats a slice); size the workload config to the data "
+            "(`FastmriData.check_data` compares them)"
+        )
+    return total
+
+
 def _items(
     split_data: Split,
     split: str,
@@ -446,15 +501,12 @@ def _items(
             idx = b["index"]
             yield _item(split_data.files, split_data.examples[idx], _train_seeds(seed, idx), None)
         return
-    total = n if num_examples is None else int(num_examples)
+    total = _eval_total(split_data, split, num_examples)
     if split == "eval_train":
-        positions = iterators.epoch_permutation(n, seed, 0)
-        if total > n:
-            positions = np.resize(positions, total)
-        positions = positions[:total]
+        positions = iterators.epoch_permutation(n, seed, 0)[:total]
         seeds = _train_seeds(seed, positions)
     else:
-        positions = np.arange(total) % n
+        positions = np.arange(total)
         seeds = np.tile(np.asarray(EVAL_SEED, np.int64), (total, 1))
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
@@ -491,7 +543,8 @@ def numpy_batches(
         split: ``train``, ``eval_train``, ``validation`` or ``test``.
         global_batch_size: slices per batch.
         seed: data seed (train order and training-slice masks; eval_train subset).
-        num_examples: eval splits: how many slices (default: the split size; more repeats).
+        num_examples: eval splits: how many slices (default and at most: the split size; an
+            eval never repeats a slice, `DatasetError` otherwise).
         start_step: train: index of the first batch (exact resume).
         num_workers: processing workers (0: in the calling thread); default
             `algoperf.data.loader.default_num_workers`.
@@ -511,6 +564,8 @@ def numpy_batches(
             f"size {global_batch_size} divisible by count"
         )
     split_data = load_split(data_dir, split)
+    if split != "train":
+        _eval_total(split_data, split, num_examples)  # refuse here, not in a loader worker
     fn = SliceBatchFn(split_data.target_shape)
     items = _items(split_data, split, global_batch_size, seed, num_examples, start_step)
     if count > 1:
@@ -649,6 +704,15 @@ def prepare(
     slices = {
         folder: sum(e["slices"] for e in entries.values()) for folder, entries in folders.items()
     }
+    volumes = {folder: len(entries) for folder, entries in folders.items()}
+    if volumes != {TRAIN_DIR: NUM_TRAIN_FILES, VAL_DIR: NUM_VAL_FILES}:
+        _say(
+            progress,
+            f"{DATASET}: warning: {volumes[TRAIN_DIR]} training and {volumes[VAL_DIR]} "
+            f"validation volumes, not the NYU archives' {NUM_TRAIN_FILES} and {NUM_VAL_FILES}: "
+            "`algoperf run` refuses these data for the registered fastmri workloads (their "
+            "slice counts differ)",
+        )
     # The manifest covers the index; the index records every volume's size (`_index_complete`).
     write_manifest(root, [INDEX_FILE], dataset=DATASET, volumes=len(files), slices=slices)
     clear_cache()
