@@ -11,6 +11,8 @@ from tests.benchmarks.loader import load_benchmark
 model_step = load_benchmark("model_step")
 
 TINY = {
+    "ogbg": {"latent_dim": 8, "hidden_dims": (8,), "num_message_passing_steps": 1},
+    "fastmri": {"num_channels": 2, "num_pool_layers": 1},
     "conformer": {"encoder_dim": 16, "num_encoder_layers": 1, "num_attention_heads": 2},
     "deepspeech": {"encoder_dim": 16, "num_lstm_layers": 1, "num_ffn_layers": 1},
     "wmt": {"vocab_size": 64, "emb_dim": 16, "num_heads": 2, "num_layers": 1, "mlp_dim": 16},
@@ -25,6 +27,8 @@ TINY = {
     },
 }
 TINY_SIZES = model_step.Sizes(
+    ogbg_batch=4,
+    fastmri_batch=1,
     speech_batch=2,
     speech_samples=8_000,
     wmt_batch=2,
@@ -65,6 +69,25 @@ def test_criteo_and_lm_batches():
     assert c["inputs"].shape == (8, 39) and c["targets"].shape == (8,)
     lm = model_step.lm_batch(2, 16, vocab=50)
     np.testing.assert_array_equal(lm["inputs"][:, 1:], lm["targets"][:, :-1])
+
+
+def test_ogbg_and_fastmri_batches_have_upstreams_static_shapes():
+    """One device shard of B graph slots: 26 (B - 1) + 1 nodes, 56 (B - 1) edges, B graphs (the
+    last one padding), 128 tasks; fastMRI: (B, 320, 320) slices with per-slice statistics."""
+    g = model_step._gnn_batch(8)
+    assert g["nodes"].shape == (26 * 7 + 1, 9) and g["edges"].shape == (56 * 7, 3)
+    assert g["senders"].shape == g["receivers"].shape == (56 * 7,)
+    assert g["n_node"].shape == g["n_edge"].shape == (8,)
+    assert g["n_node"].sum() == 26 * 7 + 1 and g["n_edge"].sum() == 56 * 7
+    assert g["targets"].shape == g["weights"].shape == (8, 128)
+    m = model_step._unet_batch(3)
+    assert m["inputs"].shape == m["targets"].shape == (3, 320, 320)
+    assert m["mean"].shape == m["std"].shape == m["volume_max"].shape == (3,)
+
+
+def test_every_model_but_the_vision_ones_has_a_tiny_entry():
+    """A new model entry needs its tiny options here, or its step goes untested."""
+    assert set(TINY) == set(model_step.MODELS) - set(model_step.VISION)
 
 
 def test_unknown_model_is_refused(capsys):
