@@ -228,8 +228,7 @@ def _workload_kwargs(config: RunConfig) -> dict[str, Any]:
             f"--librispeech_tokenizer_vocab_path applies to the librispeech workloads only, not "
             f"{config.workload}; drop the flag"
         )
-    cls = registry.workload_class(config.workload, config.framework)
-    if "tokenizer_vocab_path" not in inspect.signature(cls).parameters:
+    if not accepts_tokenizer_vocab_path(registry.workload_class(config.workload, config.framework)):
         raise RunError(
             f"{config.workload} ({config.framework}) takes no tokenizer path here; drop "
             "--librispeech_tokenizer_vocab_path"
@@ -240,6 +239,15 @@ def _workload_kwargs(config: RunConfig) -> dict[str, Any]:
             "model prepared with the dataset"
         )
     return {"tokenizer_vocab_path": str(Path(path).expanduser())}
+
+
+def accepts_tokenizer_vocab_path(cls: type) -> bool:
+    """Whether workload class `cls` takes ``tokenizer_vocab_path``: it says so with the class
+    attribute ``accepts_tokenizer_vocab_path`` (constructors taking ``**kwargs`` would swallow
+    it silently) or names it in its constructor's signature (upstream's workloads)."""
+    if getattr(cls, "accepts_tokenizer_vocab_path", False):
+        return True
+    return "tokenizer_vocab_path" in inspect.signature(cls).parameters
 
 
 # Lock and signals --------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -91,25 +93,32 @@ def _rng(framework: str):
     return np.array([0, 0], np.uint32)
 
 
-@pytest.mark.parametrize(("name", "framework"), RUN_CASES)
-def test_nadamw_runs_end_to_end(name, framework, fixture_root, small_models, tmp_path):
+def _run_argv(
+    name: str, framework: str, tmp_path: Path, data_dir: Path, max_global_steps: int
+) -> list[str]:
+    """``algoperf run`` of the batch-2 NAdamW baseline: one trial into ``tmp_path/exp/speech``."""
     submission = tmp_path / f"nadamw_batch2_{framework}.py"
     submission.write_text(SUBMISSION.format(framework=framework))
-    exp = tmp_path / "exp"
-    argv = [
+    return [
         "run",
         f"--framework={framework}",
         f"--workload={name}",
         f"--submission_path={submission}",
         f"--tuning_search_space={NADAMW_SPACE}",
         "--num_tuning_trials=1",
-        f"--experiment_dir={exp}",
+        f"--experiment_dir={tmp_path / 'exp'}",
         "--experiment_name=speech",
-        f"--data_dir={fixture_root}",
+        f"--data_dir={data_dir}",
         "--rng_seed=3",
-        "--max_global_steps=2",
+        f"--max_global_steps={max_global_steps}",
         "--progress=false",
     ]
+
+
+@pytest.mark.parametrize(("name", "framework"), RUN_CASES)
+def test_nadamw_runs_end_to_end(name, framework, fixture_root, small_models, tmp_path):
+    exp = tmp_path / "exp"
+    argv = _run_argv(name, framework, tmp_path, fixture_root, max_global_steps=2)
     start = time.perf_counter()
     assert main(argv) == 0
     print(f"{name}-{framework}: algoperf run took {time.perf_counter() - start:.1f}s")
@@ -126,6 +135,33 @@ def test_nadamw_runs_end_to_end(name, framework, fixture_root, small_models, tmp
             assert 0.0 <= float(row[f"{split}/wer"]) < 20.0
             loss = float(row[f"{split}/ctc_loss"])
             assert math.isfinite(loss) and loss > 0.0
+
+
+@pytest.mark.parametrize("framework", ["pytorch", pytest.param("jax", marks=pytest.mark.slow)])
+def test_run_evaluates_with_the_given_tokenizer(
+    framework, fixture_root, small_models, tmp_path, capsys
+):
+    """``--librispeech_tokenizer_vocab_path`` reaches the eval: the dataset's own model is moved
+    away (as in upstream's layout, where the flag names it), and the run still scores WER."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(fixture_root, data_dir, ignore=shutil.ignore_patterns("*.tar.gz"))
+    given = tmp_path / "tokenizer" / "spm_model.vocab"
+    given.parent.mkdir()
+    (data_dir / "librispeech" / "spm_model.vocab").rename(given)
+    exp = tmp_path / "exp"
+    argv = _run_argv("librispeech_deepspeech", framework, tmp_path, data_dir, max_global_steps=1)
+    # Without the flag the missing model stops the run before training.
+    assert main([*argv, "--experiment_name=without"]) != 0
+    assert "spm_model.vocab: missing" in capsys.readouterr().err
+    assert main([*argv, f"--librispeech_tokenizer_vocab_path={given}"]) == 0
+    trial = exp / "speech" / f"librispeech_deepspeech_{framework}" / "trial_1"
+    with (trial / "eval_measurements.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [row["global_step"] for row in rows] == ["1"]
+    for split in ("train", "validation", "test"):
+        assert 0.0 <= float(rows[0][f"{split}/wer"]) < 20.0
+    flags = json.loads((trial / "flags_0.json").read_text())
+    assert flags["librispeech_tokenizer_vocab_path"] == str(given)
 
 
 @pytest.mark.parametrize(

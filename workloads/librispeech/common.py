@@ -14,7 +14,8 @@ per target token.
 
 Eval (the rules'): per utterance the summed CTC loss and its target tokens, and from the greedy
 CTC hypothesis (argmax per valid frame, repeats collapsed, blanks dropped), detokenised with the
-dataset's SentencePiece model (`data.load_tokenizer`), its word edit distance to the reference
+dataset's SentencePiece model (`data.load_tokenizer`; or the ``tokenizer_vocab_path`` the
+workload was built with, `load_given_tokenizer`), its word edit distance to the reference
 and the reference's word count; each split reports ``ctc_loss`` = summed loss / summed tokens
 and ``wer`` = summed errors / summed reference words (`workloads.common.wer`), through the
 platform's exact per-example sums (`algoperf.metrics`), so both are the same for any eval batch
@@ -28,13 +29,16 @@ is ``errors / (words + padded rows)``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from algoperf import spec
 from algoperf.data import DatasetError
+from algoperf.data.download import MANIFEST_NAME
 from algoperf.workload_config import WorkloadConfig
 from workloads.common import wer
 from workloads.librispeech import data
@@ -92,11 +96,28 @@ def device_layout(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class LibrispeechData:
-    """Mixin: LibriSpeech batches, the data check, the CTC loss and the WER eval."""
+    """Mixin: LibriSpeech batches, the data check, the CTC loss and the WER eval.
+
+    Constructor option ``tokenizer_vocab_path`` (upstream's, from the runner's
+    ``--librispeech_tokenizer_vocab_path``): the SentencePiece model the eval detokenises with,
+    instead of the dataset's ``spm_model.vocab`` (which then need not exist, as in upstream's
+    layout). It must have as many pieces as the model has outputs, and where the dataset's
+    manifest records the tokenizer its token ids were prepared with, be that one (by sha256):
+    decoding the ids with another model would score a WER of a different text. Upstream uses the
+    given file unchecked.
+    """
 
     config: WorkloadConfig
+    _options: dict[str, Any]  # constructor keyword arguments (`ConfiguredWorkload`)
     eval_accumulation = EVAL_ACCUMULATION
     _tokenizer: Any = None  # the dataset's SentencePiece model, loaded by the split eval
+    # The runner passes ``--librispeech_tokenizer_vocab_path`` to these workloads only.
+    accepts_tokenizer_vocab_path = True
+
+    @property
+    def tokenizer_vocab_path(self) -> str | None:
+        """The ``tokenizer_vocab_path`` the workload was built with (None: the dataset's)."""
+        return self._options.get("tokenizer_vocab_path") or None
 
     def _numpy_batches(
         self,
@@ -139,16 +160,25 @@ class LibrispeechData:
         self._dataset_tokenizer(data_dir)
 
     def _dataset_tokenizer(self, data_dir: str) -> Any:
-        """The dataset's tokenizer (`data.load_tokenizer`), refused when it has another number
-        of pieces than the model's outputs (its ids could not be detokenised)."""
-        tokenizer = data.load_tokenizer(data_dir)
+        """The eval's tokenizer: the given ``tokenizer_vocab_path`` (`load_given_tokenizer`) or
+        the dataset's (`data.load_tokenizer`), refused when it has another number of pieces
+        than the model's outputs (its ids could not be detokenised), and a given one also when
+        the ids were prepared with another (`check_prepared_with`)."""
+        given = self.tokenizer_vocab_path
+        if given:
+            path = Path(given).expanduser()
+            tokenizer = load_given_tokenizer(path)
+        else:
+            path = data.dataset_dir(data_dir) / data.TOKENIZER_FILE
+            tokenizer = data.load_tokenizer(data_dir)
         vocab = int(self.config.model.get("vocab_size", data.VOCAB_SIZE))
         if tokenizer.vocab_size != vocab:
             raise DatasetError(
-                f"{data.dataset_dir(data_dir) / data.TOKENIZER_FILE}: {tokenizer.vocab_size} "
-                f"pieces, the model predicts {vocab}; prepare with upstream's 1,024-piece "
-                "model (or the one prepare trains)"
+                f"{path}: {tokenizer.vocab_size} pieces, the model predicts {vocab}; prepare "
+                "with upstream's 1,024-piece model (or the one prepare trains)"
             )
+        if given:
+            check_prepared_with(tokenizer, path, data_dir)
         return tokenizer
 
     def is_output_params(self, param_key: Any) -> bool:
@@ -202,6 +232,35 @@ class LibrispeechData:
             "target_ids": targets,
             "target_paddings": target_paddings,
         }
+
+
+def load_given_tokenizer(path: Path) -> Any:
+    """The SentencePiece model at `path` (``--librispeech_tokenizer_vocab_path``)."""
+    from workloads.common.tokenizer import Tokenizer
+
+    try:
+        return Tokenizer.load(path)
+    except (OSError, RuntimeError) as error:
+        raise DatasetError(
+            f"--librispeech_tokenizer_vocab_path {path}: not a SentencePiece model ({error})"
+        ) from None
+
+
+def check_prepared_with(tokenizer: Any, path: Path, data_dir: str | Path) -> None:
+    """Refuse the given `tokenizer` when the dataset's manifest records another one for its
+    token ids (see `LibrispeechData`); a dataset without that record (upstream's) passes."""
+    directory = data.dataset_dir(data_dir)
+    try:
+        manifest = json.loads((directory / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    recorded = manifest.get("tokenizer_sha256") if isinstance(manifest, dict) else None
+    if recorded and recorded != tokenizer.sha256:
+        raise DatasetError(
+            f"--librispeech_tokenizer_vocab_path {path}: not the tokenizer the token ids in "
+            f"{directory} were prepared with (sha256 {tokenizer.sha256[:12]}, manifest "
+            f"{recorded[:12]}); pass {directory / data.TOKENIZER_FILE} or drop the flag"
+        )
 
 
 def speech_values(out: Mapping[str, np.ndarray], tokenizer: Any) -> dict[str, np.ndarray]:

@@ -89,6 +89,77 @@ def test_flags_that_do_nothing_here_are_refused_with_a_message():
     assert cli.config_from_argv([*BASE_ARGV, "--max_global_steps=0"]).max_global_steps == 0
 
 
+@pytest.fixture(scope="module")
+def speech_root(tmp_path_factory) -> Path:
+    """``algoperf datasets prepare librispeech --fixture`` (OpenSLR tarballs, prepared for real)."""
+    pytest.importorskip("soundfile", reason="LibriSpeech decoding needs soundfile")
+    pytest.importorskip("sentencepiece", reason="the tokenizer needs sentencepiece")
+    root = tmp_path_factory.mktemp("librispeech")
+    registry.write_fixture("librispeech", root)
+    return root
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_tokenizer_flag_reaches_the_real_speech_workloads(
+    framework, speech_root, tmp_path, monkeypatch
+):
+    """``--librispeech_tokenizer_vocab_path`` from the command line to the eval's tokenizer of
+    the registered LibriSpeech classes (both architectures): the given file is read, the
+    dataset's is not; a model of another size, or not the one the ids were prepared with, is
+    refused naming the flag's file."""
+    from algoperf.data import DatasetError
+    from algoperf.runner import trial
+    from workloads.common.tokenizer import Tokenizer, train_sentencepiece
+    from workloads.librispeech import data, testing
+
+    given = tmp_path / "elsewhere" / "spm_model.vocab"
+    given.parent.mkdir()
+    given.write_bytes((data.dataset_dir(speech_root) / data.TOKENIZER_FILE).read_bytes())
+    argv = [
+        f"--framework={framework}",
+        "--workload=librispeech_conformer",
+        "--submission_path=s.py",
+        "--experiment_dir=/tmp/x",
+        "--experiment_name=e",
+        "--tuning_search_space=space.json",
+        f"--data_dir={speech_root}",
+        f"--librispeech_tokenizer_vocab_path={given}",
+    ]
+    kwargs = trial._workload_kwargs(cli.config_from_argv(argv))
+    assert kwargs == {"tokenizer_vocab_path": str(given)}
+
+    def dataset_tokenizer_read(*args):
+        raise AssertionError("the dataset's spm_model.vocab was read despite the flag")
+
+    monkeypatch.setattr(data, "load_tokenizer", dataset_tokenizer_read)
+    for name in ("librispeech_conformer", "librispeech_deepspeech"):
+        workload = registry.get_workload(name, framework, data_dir=speech_root, **kwargs)
+        assert workload.tokenizer_vocab_path == str(given)
+        workload.check_data(str(speech_root))  # the data check loads the given model
+        tokenizer = workload._dataset_tokenizer(str(speech_root))  # what each split eval loads
+        assert tokenizer.sha256 == Tokenizer.load(given).sha256
+    # Without the flag the dataset's model is the eval's (the patched reader is reached).
+    plain = registry.get_workload("librispeech_conformer", framework, data_dir=speech_root)
+    assert plain.tokenizer_vocab_path is None
+    with pytest.raises(AssertionError, match=r"dataset's spm_model\.vocab was read"):
+        plain.check_data(str(speech_root))
+
+    texts = [t for _, _, t in testing.fixture_utterances("train-clean-100", 120)]
+    small = train_sentencepiece(texts, vocab_size=200).save(tmp_path / "small.model")
+    workload = registry.get_workload(
+        "librispeech_conformer", framework, data_dir=speech_root, tokenizer_vocab_path=str(small)
+    )
+    with pytest.raises(DatasetError, match=r"small.model: 200 pieces, the model predicts 1024"):
+        workload.check_data(str(speech_root))
+    # Another 1,024-piece model (the unigram trainer's pieces depend on the thread count).
+    other = train_sentencepiece(texts[::-1], num_threads=1).save(tmp_path / "other.model")
+    workload = registry.get_workload(
+        "librispeech_conformer", framework, data_dir=speech_root, tokenizer_vocab_path=str(other)
+    )
+    with pytest.raises(DatasetError, match=r"not the tokenizer the token ids in .* were prepared"):
+        workload.check_data(str(speech_root))
+
+
 def test_timing_sync_defaults_to_upstream_per_framework():
     assert _config().sync_every_step  # PyTorch: every step end, upstream's get_time()
     assert not _config(framework="jax").sync_every_step  # JAX: ours, at eval points
