@@ -80,7 +80,7 @@ def test_fixture_prepares_in_the_nyu_layout(fastmri_root):
     assert data.prepare(fastmri_root, progress=False) == root
 
 
-def test_prepare_resumes_and_rejects_bad_volumes(tmp_path):
+def test_prepare_resumes_and_rejects_bad_volumes(tmp_path, capsys):
     archives = data.write_archives(
         tmp_path / "src", train_volumes=2, val_volumes=2, slices=1, **SHAPES
     )
@@ -93,10 +93,14 @@ def test_prepare_resumes_and_rejects_bad_volumes(tmp_path):
         root,
         train_tar=archives["train"],
         val_tar=archives["val"],
-        progress=False,
+        progress=True,
         num_validation_files=1,
     )
     assert len(data.load_split(root, "train")) == 2
+    # Not the NYU archives' 973 / 199 volumes: prepared, with a warning that runs will refuse.
+    assert "warning: 2 training and 2 validation volumes, not the NYU archives' 973 and 199" in (
+        capsys.readouterr().err
+    )
     assert not list(dest.glob(".*.partial"))
     # A truncated volume is named in a one-line error with the fix.
     bad = tmp_path / "bad" / "fastmri"
