@@ -14,7 +14,8 @@ concatenated over the split and the metrics finalised once in numpy (`workloads.
 Upstream instead evaluates ``ceil(num_examples / eval_batch_size)`` global batches of
 ``eval_batch_size // num_devices`` graphs per device from an ``itertools.cycle``d iterator that
 drops an incomplete last group of shards; on 8 devices that is the first ~32.7k of the 43,793
-validation (and test) graphs, each evaluated twice (README, "Deviations from upstream").
+validation (and test) graphs, each evaluated twice, and the other ~11k never (README: the ogbg
+entry of "Deviations from upstream" and the "ogbg" workload section).
 """
 
 from __future__ import annotations
