@@ -2,7 +2,7 @@
 # Install algoperf into a virtual environment from a committed hashed lock: the one install
 # path of the Docker image, the Apptainer image and tests/unit/test_docker_install.py.
 #
-# Usage: docker/install.sh --framework jax|pytorch|both --accelerator cpu|cuda --venv DIR
+# Usage: docker/install.sh --framework jax|pytorch|both --accelerator cpu|cuda|cuda12 --venv DIR
 #                          [--source DIR] [--git-sha SHA] [--python PYTHON]
 #
 # Steps: create the venv (if absent); install every wheel of docker/locks/<fw>-<acc>.txt with
@@ -28,11 +28,15 @@ done
 case "$framework" in jax | pytorch | both) ;; *)
   echo "install.sh: --framework must be jax, pytorch or both, got '$framework'" >&2; exit 2 ;;
 esac
-case "$accelerator" in cpu | cuda) ;; *)
-  echo "install.sh: --accelerator must be cpu or cuda, got '$accelerator'" >&2; exit 2 ;;
+case "$accelerator" in cpu | cuda | cuda12) ;; *)
+  echo "install.sh: --accelerator must be cpu, cuda or cuda12, got '$accelerator'" >&2; exit 2 ;;
 esac
 [[ -n "$venv" ]] || { echo "install.sh: --venv DIR is required" >&2; exit 2; }
 lock="$source_dir/docker/locks/$framework-$accelerator.txt"
+if [[ ! -f "$lock" && "$accelerator" == cuda12 && "$framework" != jax ]]; then
+  echo "install.sh: $lock is missing: torch's CUDA 12 build is not on PyPI; run 'make lock' where download.pytorch.org answers (TORCH_CUDA12_INDEX)" >&2
+  exit 2
+fi
 [[ -f "$lock" ]] || { echo "install.sh: $lock is missing; run 'make lock'" >&2; exit 2; }
 if [[ -z "$git_sha" ]]; then
   git_sha="$(git -C "$source_dir" rev-parse HEAD 2>/dev/null || echo unknown)"

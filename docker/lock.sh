@@ -10,6 +10,12 @@
 # CPU locks take torch from TORCH_CPU_INDEX (the +cpu wheel, no CUDA libraries) when that index
 # answers; otherwise they fall back to PyPI's torch wheel (bundles CUDA, runs on a CPU) and say
 # so in their header.
+#
+# Accelerators: cpu; cuda (CUDA 13 from PyPI: jax[cuda13], PyPI's torch; Turing or newer GPUs,
+# driver >= 580); cuda12 (CUDA 12: jax[cuda12] from PyPI, Volta V100 and driver >= 525 included).
+# PyPI's torch is built for CUDA 13 only, so pytorch-cuda12 and both-cuda12 need torch's CUDA 12
+# build from TORCH_CUDA12_INDEX; where that index does not answer they are not written (the
+# script says so) and jax-cuda12 alone is.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -20,6 +26,7 @@ python_version="${PYTHON_VERSION:-3.11}"
 platform="${PYTHON_PLATFORM:-x86_64-manylinux_2_28}"
 exclude_newer="${EXCLUDE_NEWER:-2026-12-01T00:00:00Z}"
 torch_cpu_index="${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
+torch_cuda12_index="${TORCH_CUDA12_INDEX:-https://download.pytorch.org/whl/cu126}"
 mkdir -p "$out"
 cd "$root"
 py="${PYTHON:-python3}"
@@ -40,15 +47,26 @@ for framework in jax pytorch both; do
     pytorch) extras=(--extra pytorch --extra sweep --extra text --extra molecules) ;;
     both) extras=(--extra full) ;;
   esac
-  for accelerator in cpu cuda; do
+  for accelerator in cpu cuda cuda12; do
     inputs=(pyproject.toml docker/requirements/build.in)
-    if [[ "$accelerator" == cuda && "$framework" != pytorch ]]; then
-      inputs+=(docker/requirements/cuda-jax.in)
+    if [[ "$accelerator" != cpu && "$framework" != pytorch ]]; then
+      inputs+=(docker/requirements/$accelerator-jax.in)
     fi
     [[ -z "${LOCK_ONLY:-}" || "$LOCK_ONLY" == "$framework-$accelerator" ]] || continue
     dest="$out/$framework-$accelerator.txt"
     note="torch from PyPI"
-    if [[ "$accelerator" == cpu && "$framework" != jax ]]; then
+    if [[ "$accelerator" == cuda12 && "$framework" != jax ]]; then
+      # Only torch's CUDA 12 build may come from that index (its +cu12x wheel wins over PyPI's).
+      if compile "$dest.tmp" "${inputs[@]}" "${extras[@]}" \
+        --extra-index-url "$torch_cuda12_index" --index-strategy unsafe-best-match 2>/dev/null &&
+        grep -q '^torch==.*+cu12' "$dest.tmp"; then
+        note="torch from $torch_cuda12_index"
+      else
+        rm -f "$dest.tmp"
+        echo "not written: $dest (torch's CUDA 12 build is not on PyPI; $torch_cuda12_index did not serve it)" >&2
+        continue
+      fi
+    elif [[ "$accelerator" == cpu && "$framework" != jax ]]; then
       if compile "$dest.tmp" "${inputs[@]}" "${extras[@]}" \
         --extra-index-url "$torch_cpu_index" --index-strategy unsafe-best-match 2>/dev/null; then
         note="torch from $torch_cpu_index"

@@ -25,8 +25,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 FRAMEWORKS = ("jax", "pytorch", "both")
-ACCELERATORS = ("cpu", "cuda")
-LOCKS = [DOCKER / "locks" / f"{f}-{a}.txt" for f in FRAMEWORKS for a in ACCELERATORS]
+ACCELERATORS = ("cpu", "cuda", "cuda12")
+# Every lock resolvable from PyPI is committed. torch's CUDA 12 build is only on
+# download.pytorch.org, so pytorch-cuda12 and both-cuda12 are checked where they exist.
+TORCH_CUDA12 = ("pytorch-cuda12", "both-cuda12")
+LOCKS = [
+    DOCKER / "locks" / f"{f}-{a}.txt"
+    for f in FRAMEWORKS
+    for a in ACCELERATORS
+    if f"{f}-{a}" not in TORCH_CUDA12 or (DOCKER / "locks" / f"{f}-{a}.txt").exists()
+]
 
 
 def _missing(reason: str) -> None:
@@ -128,7 +136,13 @@ def test_lock_pins_every_package_with_hashes(lock):
     framework, accelerator = lock.stem.split("-")
     assert ("jax" in pins) == (framework != "pytorch")
     assert ("torch" in pins) == (framework != "jax")
-    assert ("jax-cuda13-plugin" in pins) == (framework != "pytorch" and accelerator == "cuda")
+    jax_gpu = framework != "pytorch"
+    assert ("jax-cuda13-plugin" in pins) == (jax_gpu and accelerator == "cuda")
+    assert ("jax-cuda12-plugin" in pins) == (jax_gpu and accelerator == "cuda12")
+    cuda_libs = {n for n in pins if n.startswith("nvidia-")}
+    if accelerator == "cuda12":  # CUDA 12 libraries only: CUDA 13 has no Volta (V100) support
+        assert cuda_libs and all(n.endswith("-cu12") for n in cuda_libs), sorted(cuda_libs)
+        assert framework == "jax" or pins["torch"].split("+")[1].startswith("cu12")
     assert "submitit" in pins and "setuptools" in pins
     for name, version in _pyproject_pins().items():
         if name in pins:
@@ -212,6 +226,31 @@ def test_install_script_rejects_bad_arguments(tmp_path):
     )
     assert out.returncode == 2
     assert out.stderr.strip() == "install.sh: --framework must be jax, pytorch or both, got 'tf'"
+
+
+def test_lock_and_install_scripts_agree_on_the_accelerators(tmp_path):
+    lock_sh = (DOCKER / "lock.sh").read_text()
+    assert re.search(r"^  for accelerator in (.+); do$", lock_sh, re.M).group(1).split() == list(
+        ACCELERATORS
+    )
+    out = subprocess.run(
+        ["bash", str(DOCKER / "install.sh"), "--framework", "jax", "--accelerator", "rocm"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stderr.strip() == (
+        "install.sh: --accelerator must be cpu, cuda or cuda12, got 'rocm'"
+    )
+    for name in TORCH_CUDA12:
+        if (DOCKER / "locks" / f"{name}.txt").exists():
+            continue
+        framework = name.split("-")[0]
+        args = ["--framework", framework, "--accelerator", "cuda12", "--venv", str(tmp_path)]
+        out = subprocess.run(
+            ["bash", str(DOCKER / "install.sh"), *args], capture_output=True, text=True
+        )
+        assert out.returncode == 2 and "torch's CUDA 12 build is not on PyPI" in out.stderr
+        assert not (tmp_path / "bin").exists()  # stopped before creating anything
 
 
 @pytest.mark.slow
