@@ -267,12 +267,13 @@ def slurm_lanes(plan: Plan, jobs: Sequence[Job]) -> list[tuple[str, list[Job]]]:
     the plan's name and a hash of its sweep directory, so singleton chains of two sweeps never
     meet.
     """
-    studies = list(dict.fromkeys(str(j.workload_dir) for j in expand(plan)))
+    order = dict.fromkeys(str(j.workload_dir) for j in expand(plan))
+    studies = {d: i for i, d in enumerate(order)}
     n = max(1, min(plan.slurm.array_parallelism, len(studies)))
     tag = hashlib.sha256(str(plan.sweep_dir).encode()).hexdigest()[:6]
     lanes: dict[int, list[Job]] = {}
     for job in jobs:
-        lane = studies.index(str(job.workload_dir)) % n
+        lane = studies[str(job.workload_dir)] % n
         lanes.setdefault(lane, []).append(job)
     return [(f"algoperf-{plan.name}-{tag}-lane{i}", lanes[i]) for i in sorted(lanes)]
 

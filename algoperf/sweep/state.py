@@ -195,7 +195,7 @@ def _running_state(record: dict[str, Any]) -> tuple[str, str] | None:
         return ("running", where) if isinstance(pid, int) and pid_alive(pid) else None
     scheduler, sched_id = record.get("scheduler"), record.get("scheduler_job_id")
     if scheduler != "slurm" or not sched_id:
-        return "running?", f"{where}: another host, no scheduler job id to check"
+        return "running?", f"{where}: another host, and no SLURM job id to check"
     live = slurm_job_state(str(sched_id))
     if live is None:
         return "running?", f"slurm job {sched_id}, {where}: cannot confirm (no sacct or squeue)"

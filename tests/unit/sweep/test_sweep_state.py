@@ -61,7 +61,7 @@ def test_record_without_a_scheduler_job_id_is_unconfirmed(make_plan):
     _running_record(j, host="node17", pid=99)
     (row,) = state.trial_rows(j)
     assert row.state == "running?"
-    assert row.detail.endswith("another host, no scheduler job id to check")
+    assert row.detail.endswith("another host, and no SLURM job id to check")
 
 
 def test_record_of_this_host_is_checked_by_pid(make_plan):
