@@ -66,13 +66,18 @@ def test_run_writes_upstream_logs(framework, mnist_data_dir, tmp_path, capsys):
     assert main(_argv(framework, mnist_data_dir, exp, _space(tmp_path))) == 0
     wdir = exp / "e2e" / f"fashion_mnist_{framework}"
     assert sorted(p.name for p in wdir.iterdir()) == ["trial_1", "trial_2"]
+    n_rows = []  # per trial: the eval schedule is wall-clock based, so counts may differ
     for trial in ("trial_1", "trial_2"):
         tdir = wdir / trial
         with (tdir / "eval_measurements.csv").open() as f:
             rows = list(csv.DictReader(f))
+        n_rows.append(len(rows))
         assert list(rows[0]) == UPSTREAM_EVAL_COLUMNS
         assert rows[0]["global_step"] == "1"
-        assert rows[-1]["global_step"] == "60"
+        # Step 60, or earlier at the targets: the eval period is wall time, so a loaded machine
+        # may evaluate mid-run, and fashion_mnist's targets are within 60 steps on the fixture.
+        last_step = int(rows[-1]["global_step"])
+        assert 1 <= last_step <= 60
         for row in rows:
             assert row["score"] == row["accumulated_submission_time"]
             assert row["preemption_count"] == "0"
@@ -105,7 +110,8 @@ def test_run_writes_upstream_logs(framework, mnist_data_dir, tmp_path, capsys):
         assert (
             record["submission_sha256"] and (tdir / "submission" / f"adam_{framework}.py").exists()
         )
-        assert record["result"]["global_step"] == 60
+        assert record["result"]["global_step"] == last_step
+        assert last_step == 60 or record["result"]["stop_reason"] == "targets_reached"
         assert 0.0 < record["result"]["eval_share_of_wall_time"] < 1.0
         assert "packages" in record["environment"]
         with (tdir / "measurements.csv").open() as f:
@@ -117,7 +123,7 @@ def test_run_writes_upstream_logs(framework, mnist_data_dir, tmp_path, capsys):
     assert "time to target" in capsys.readouterr().out
     # The scorer's reader (the one that reads the published logs) reads ours.
     read = read_logs({"ours": [str(exp)]}, load_targets("dev"))  # exp/<study>/<workload>
-    assert len(read.trials) == 2 and list(read.trials["n_evals"]) == [len(rows)] * 2
+    assert len(read.trials) == 2 and list(read.trials["n_evals"]) == n_rows
     assert read.evals["score"].notna().all()
 
 
