@@ -18,19 +18,26 @@ from other processes hits them alike:
 * ``ours``: ``algoperf score`` with defaults (every table, interval, chart and the report);
 * ``ours --no_plots``: the same without charts;
 * ``upstream``: upstream's ``python -m scoring.score_submissions --compute_performance_profiles``
-  when ``--upstream`` (or ``ALGOPERF_UPSTREAM_SCORING``) names a checkout of the leaderboard
-  repository (a folder holding ``scoring/``, or a git directory whose HEAD is extracted); skipped
-  with a reason otherwise. Upstream needs absl-py, pandas, matplotlib, scipy and tabulate
-  importable by ``--upstream_python``.
+  when ``--upstream`` (or ``ALGOPERF_UPSTREAM_SCORING``) names mlcommons/submissions_algorithms,
+  where the leaderboard's scoring code lives (``scoring/score_submissions.py`` with
+  ``--workload_targets``): a checkout, its ``scoring/`` folder, or its git directory (HEAD's
+  ``scoring/`` is extracted). mlcommons/algorithmic-efficiency's older ``scoring/`` needs its own
+  ``algoperf`` package and cannot select v0.5 targets: it is refused with one line saying so.
+  Skipped with a reason when not given. Upstream needs absl-py, pandas, matplotlib, scipy and
+  tabulate importable by ``--upstream_python``.
 
 Printed per tree: median and range of wall time, median CPU time (user + system, workers
 included) and peak memory (max RSS) per command, the ratios upstream / ours of both times, and
 the largest score difference between upstream and ours.
 
+With ``--reading``, each tree's reading alone (``scoring.logs.read_logs``, fresh processes,
+alternating) is also timed in one process against the default, which reads in one process per
+CPU from ``PARALLEL_MIN_FILES`` (10,000) files on.
+
 Usage::
 
     python benchmarks/scoring_speed.py [--upstream PATH] [--upstream_python PY] [--repeats 5]
-        [--trees fixtures,generated] [--scale 1] [--keep DIR] [--tree DIR@VERSION]
+        [--trees fixtures,generated] [--scale 1] [--keep DIR] [--tree DIR@VERSION] [--reading]
 """
 
 from __future__ import annotations
@@ -198,20 +205,68 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, flo
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / per_mb
 
 
-def _upstream_checkout(path: Path, tmp: Path) -> Path:
-    if (path / "scoring" / "score_submissions.py").exists():
+UPSTREAM_EXPECTED = (
+    "--upstream expects mlcommons/submissions_algorithms (where the leaderboard's scoring code "
+    "lives: scoring/score_submissions.py and scoring/config.py): a checkout, its scoring/ "
+    "folder, or its git directory"
+)
+
+
+def _has(files: set[str], name: str) -> bool:
+    return f"scoring/{name}" in files
+
+
+def _upstream_kind(files: set[str], path: Path) -> None:
+    """Fail with one line unless `files` (paths in the tree) are the leaderboard's scoring."""
+    if _has(files, "score_submissions.py") and _has(files, "config.py"):
+        return
+    if _has(files, "score_submissions.py") or "algoperf/__init__.py" in files:
+        raise SystemExit(
+            f"error: {path}: this is mlcommons/algorithmic-efficiency, whose scoring/ reads its "
+            "targets from its own algoperf package and has no --workload_targets; "
+            + UPSTREAM_EXPECTED
+        )
+    raise SystemExit(f"error: {path}: no scoring/score_submissions.py; " + UPSTREAM_EXPECTED)
+
+
+def upstream_checkout(path: Path, tmp: Path) -> Path:
+    """The folder holding upstream's ``scoring/`` package, from what a user would give.
+
+    Accepted: a checkout of mlcommons/submissions_algorithms, its ``scoring/`` folder, or its
+    git directory (bare or ``.git``, whose HEAD's ``scoring/`` is extracted into `tmp`). A
+    checkout of mlcommons/algorithmic-efficiency, or anything else, stops with one line naming
+    what is expected.
+    """
+    path = path.expanduser()
+    if not path.exists():
+        raise SystemExit(f"error: {path}: no such file or directory; " + UPSTREAM_EXPECTED)
+    if path.name == "scoring" and (path / "score_submissions.py").exists():
+        path = path.parent
+    git_dir = path if (path / "HEAD").is_file() and (path / "objects").is_dir() else None
+    if (path / "scoring").is_dir() or git_dir is None:
+        files = {
+            f"{sub}/{f.name}"
+            for sub in ("scoring", "algoperf")
+            if (path / sub).is_dir()
+            for f in (path / sub).iterdir()
+        }
+        _upstream_kind(files, path)
         return path
-    if (path / "HEAD").exists() and (path / "objects").exists():
-        dest = tmp / "upstream"
-        dest.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(path), "archive", "HEAD", "scoring"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-        return dest
-    raise SystemExit(f"error: {path}: neither a checkout with scoring/ nor a git directory")
+    listing = subprocess.run(
+        ["git", "-C", str(git_dir), "ls-tree", "-r", "--name-only", "HEAD", "scoring", "algoperf"],
+        capture_output=True,
+        text=True,
+    )
+    if listing.returncode != 0:
+        raise SystemExit(f"error: {path}: git cannot read HEAD; " + UPSTREAM_EXPECTED)
+    _upstream_kind(set(listing.stdout.split()), path)
+    dest = tmp / "upstream"
+    dest.mkdir(exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(git_dir), "archive", "HEAD", "scoring"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 def _upstream_targets(checkout: Path, version: str, tmp: Path) -> Path:
@@ -243,6 +298,44 @@ def _summary(times: list[float]) -> str:
     )
 
 
+_READ = """
+import sys
+from scoring.logs import read_logs
+from scoring.targets import load_targets
+workers = None if sys.argv[3] == "default" else int(sys.argv[3])
+logs = read_logs(sys.argv[1], load_targets(sys.argv[2]), workers=workers)
+"""
+
+
+def bench_reading(root: Path, version: str, repeats: int) -> dict[str, float]:
+    """Reading alone (``read_logs``) in fresh processes: one process against the default.
+
+    The default reads in one process per CPU from ``PARALLEL_MIN_FILES`` files on, so below it
+    both are the same code; both run in turn, like the commands.
+    """
+    from scoring import _parallel
+    from scoring.logs import PARALLEL_MIN_FILES
+
+    n_files = sum(1 for _ in root.glob("*/*/*/*/eval_measurements.csv"))
+    n_cpu = _parallel.cpus()
+    k = n_cpu if n_files >= PARALLEL_MIN_FILES else 1
+    default = f"default ({k} process{'es' if k > 1 else ''})"
+    runs = {"1 process": "1", default: "default"}
+    wall: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for label, workers in runs.items():
+            w, c, _ = _run([sys.executable, "-c", _READ, str(root), version, workers], REPO)
+            wall[label].append(w)
+            cpu[label].append(c)
+    print(f"  reading only ({n_files} files; parallel from {PARALLEL_MIN_FILES:,}):")
+    for label in runs:
+        print(f"    {label:<24} {_summary(wall[label])}, CPU {statistics.median(cpu[label]):.2f}s")
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    print(f"    gain of the default: {med['1 process'] / med[default]:.2f}x (wall)")
+    return med
+
+
 def bench_tree(
     name: str, root: Path, version: str, args: argparse.Namespace, tmp: Path
 ) -> dict[str, float]:
@@ -262,7 +355,7 @@ def bench_tree(
         ),
     }
     if args.upstream:
-        checkout = _upstream_checkout(Path(args.upstream), tmp)
+        checkout = args.upstream_checkout
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])]
@@ -313,6 +406,8 @@ def bench_tree(
         print(f"  max |score difference| vs upstream: {diff:.2e} (same submissions: {same})")
     else:
         print("  upstream: skipped (no --upstream checkout given)")
+    if args.reading:
+        bench_reading(root, version, args.repeats)
     return med
 
 
@@ -322,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         "--upstream",
         type=Path,
         default=os.environ.get("ALGOPERF_UPSTREAM_SCORING"),
-        help="upstream leaderboard repository (checkout or git dir) to time beside ours",
+        help="mlcommons/submissions_algorithms (checkout, its scoring/ folder or its git "
+        "directory; $ALGOPERF_UPSTREAM_SCORING) whose scoring to time beside ours",
     )
     parser.add_argument("--upstream_python", default=sys.executable)
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs per command")
@@ -337,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR@VERSION",
         help="also score this log tree as this benchmark version, e.g. the published v0.5 "
         "logs: previous_leaderboards/algoperf_v05/logs/external_tuning@0.5 (repeatable)",
+    )
+    parser.add_argument(
+        "--reading",
+        action="store_true",
+        help="also time reading alone: one process against the default (parallel from "
+        "PARALLEL_MIN_FILES files)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -353,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="scoring_speed_") as tmp_name:
         tmp = Path(tmp_name)
+        if args.upstream:  # checked before any tree is generated or timed
+            args.upstream_checkout = upstream_checkout(Path(args.upstream), tmp)
         for path, version in extra:
             bench_tree(path.name, path, version, args, tmp)
         if "fixtures" in trees:
