@@ -49,10 +49,18 @@ from workloads.finewebedu_lm.param_map import lm_layout
 EVAL_SPLITS = ("eval_train", "validation")
 
 
+def perplexity(loss: float) -> float:
+    """exp(loss), inf where it overflows a float (a diverged run), as ``jnp.exp`` gives upstream."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
+
+
 def _finalize(values: metrics.SplitValues) -> dict[str, float]:
     tokens = float(values.sums["num_tokens"])
     loss = float(values.sums["loss_sum"]) / tokens if tokens else math.nan
-    return {"loss": loss, "ppl": math.exp(loss) if tokens else math.nan}
+    return {"loss": loss, "ppl": perplexity(loss) if tokens else math.nan}
 
 
 # Per window: summed token loss and real tokens, added exactly over the split.

@@ -149,3 +149,23 @@ def test_parameter_types_name_every_tensor():
     assert types["layers.0.attn_norm.weight"] == pt.LAYER_NORM_SCALE
     assert set(types) == set(workload.param_shapes)
     assert workload.is_output_params("embed_tokens.weight")
+
+
+def test_perplexity_of_a_diverged_run_is_inf_not_an_error() -> None:
+    """A loss past exp's float range (a diverged run) gives ppl inf, and the eval row is written."""
+    from algoperf import metrics
+    from workloads.finewebedu_lm import common
+
+    assert common.perplexity(2.0) == math.exp(2.0)
+    assert common.perplexity(1e4) == math.inf
+    assert math.isnan(common.perplexity(math.nan))
+    empty = np.zeros(0)
+    values = metrics.SplitValues(
+        num_examples=10,
+        sums={"loss_sum": np.float64(3.0e6), "num_tokens": np.float64(1000.0)},
+        arrays={},
+        groups=empty,
+        group_counts=empty,
+        group_sums={},
+    )
+    assert common._finalize(values) == {"loss": 3000.0, "ppl": math.inf}
