@@ -244,13 +244,17 @@ def environment_record(framework: str) -> dict[str, Any]:
     """Software and hardware facts for the run record."""
     import psutil
 
+    from algoperf import provenance
+
     repo = Path(__file__).resolve().parents[1]
+    # An image has no .git: its sha is the one docker/install.sh recorded at build time.
+    commit = _git("rev-parse", "HEAD", cwd=repo) or provenance.record().get("git_sha")
     record: dict[str, Any] = {
         "python_version": platform.python_version(),
         "python_compiler": platform.python_compiler(),
         "os_platform": platform.platform(),
         "executable": sys.executable,
-        "git_commit_hash": _git("rev-parse", "HEAD", cwd=repo),
+        "git_commit_hash": commit,
         "git_branch": _git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo),
         "git_dirty": bool(_git("status", "--porcelain", cwd=repo)),
         "cpu_model_name": _cpu_model(),

@@ -78,3 +78,14 @@ def test_a_checkout_reports_its_git_sha_and_no_lock(tmp_path, monkeypatch):
         "lock_sha256": None,
         "git_sha": head,
     }
+
+
+def test_meta_data_git_hash_falls_back_to_the_image_record(tmp_path, monkeypatch):
+    """In an image (no .git) upstream's ``git_commit_hash`` comes from the provenance file."""
+    from algoperf import logs
+
+    fake = tmp_path / "algoperf-provenance.json"
+    fake.write_text(json.dumps({"lock_sha256": "ab" * 32, "git_sha": "feedc0ffee"}))
+    monkeypatch.setenv(provenance.ENV_OVERRIDE, str(fake))
+    monkeypatch.setattr(logs, "_git", lambda *args, cwd: None)
+    assert logs.environment_record("pytorch")["git_commit_hash"] == "feedc0ffee"
