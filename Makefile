@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/image_pipeline.py
 	$(PY) benchmarks/model_step.py
 	$(PY) benchmarks/fastmri_pipeline.py
+	$(PY) benchmarks/ogbg_pipeline.py
 	$(PY) benchmarks/librispeech_pipeline.py
 	$(PY) benchmarks/criteo_pipeline.py
 	$(PY) benchmarks/text_pipeline.py
